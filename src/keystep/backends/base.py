@@ -1,0 +1,59 @@
+"""What every store offers: run a built query, write canonical events, write rejections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from keystep.events.schema import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class SQL:
+    """A statement and its bound parameters (`$name` placeholders). User input is never in `text`."""
+
+    text: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A small result table: what analyses get back from the database."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (dict(zip(self.columns, row, strict=True)) for row in self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list[Any]:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """Differences between databases, as data."""
+
+    name: str
+    types: Mapping[Kind, str]
+
+
+class Backend(Protocol):
+    dialect: Dialect
+
+    def execute(self, query: SQL) -> Rows: ...
+
+    def insert_events(self, table: pa.Table) -> int:
+        """Store canonical events; returns how many were new (duplicates on (project, event_id) are dropped)."""
+        ...
+
+    def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...

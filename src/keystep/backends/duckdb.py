@@ -1,0 +1,124 @@
+"""The embedded store: one DuckDB file. The only module that talks to DuckDB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from keystep.backends.base import SQL, Dialect, Rows
+from keystep.events.schema import EVENT_COLUMNS, REJECTED_COLUMNS, Column, Kind
+
+DIALECT = Dialect(
+    name="duckdb",
+    types={Kind.TEXT: "VARCHAR", Kind.TIMESTAMP: "TIMESTAMP", Kind.DOUBLE: "DOUBLE", Kind.JSON: "JSON"},
+)
+
+DEFAULT_DB = Path("keystep.duckdb")
+
+
+def _column_ddl(column: Column) -> str:
+    not_null = " NOT NULL" if column.required else ""
+    return f"{column.name} {DIALECT.types[column.kind]}{not_null}"
+
+
+def _create_table(name: str, columns: Sequence[Column], extra: str = "") -> str:
+    body = ",\n  ".join([_column_ddl(c) for c in columns] + ([extra] if extra else []))
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}\n)"
+
+
+def event_arrow_schema() -> pa.Schema:
+    """The Arrow schema of a batch handed to `insert_events`."""
+    arrow = {Kind.TEXT: pa.string(), Kind.TIMESTAMP: pa.timestamp("us"), Kind.DOUBLE: pa.float64(),
+             Kind.JSON: pa.string()}
+    return pa.schema([pa.field(c.name, arrow[c.kind], nullable=not c.required) for c in EVENT_COLUMNS])
+
+
+class DuckDBBackend:
+    """A DuckDB database file (or `:memory:`). Writes are serialized through one lock: one writer."""
+
+    dialect = DIALECT
+
+    def __init__(self, path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self._con = duckdb.connect(self.path, read_only=read_only)
+        self._run("SET TimeZone = 'UTC'")
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self.migrate()
+
+    # -- schema -----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create the tables, and add any column the canonical schema gained since the file was made."""
+        with self._write_lock:
+            self._run(_create_table("events", EVENT_COLUMNS, "PRIMARY KEY (project, event_id)"))
+            self._run(_create_table("rejected_events", REJECTED_COLUMNS))
+            for table, columns in (("events", EVENT_COLUMNS), ("rejected_events", REJECTED_COLUMNS)):
+                have = {r[0] for r in self._run(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+                )}
+                for column in columns:
+                    if column.name not in have:
+                        kind = DIALECT.types[column.kind]
+                        self._run(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}")
+
+    # -- reads ------------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def execute(self, query: SQL) -> Rows:
+        cur = self._con.cursor()
+        try:
+            cur.execute(query.text, dict(query.params) if query.params else None)
+            columns = tuple(d[0] for d in cur.description or ())
+            return Rows(columns, tuple(cur.fetchall()))
+        finally:
+            cur.close()
+
+    # -- writes (the one writer) --------------------------------------------------------------
+    def insert_events(self, table: pa.Table) -> int:
+        staged = table.select([c.name for c in EVENT_COLUMNS]).cast(event_arrow_schema())
+        with self._write_lock:
+            before = self._count("events")
+            self._con.register("_staged_events", staged)
+            try:
+                self._run(
+                    "INSERT OR IGNORE INTO events SELECT * FROM _staged_events "
+                    "QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY received_at) = 1"
+                )
+            finally:
+                self._con.unregister("_staged_events")
+            return self._count("events") - before
+
+    def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        names = [c.name for c in REJECTED_COLUMNS]
+        placeholders = ", ".join("?" for _ in names)
+        with self._write_lock:
+            self._con.executemany(
+                f"INSERT INTO rejected_events ({', '.join(names)}) VALUES ({placeholders})",
+                [[row.get(n) for n in names] for row in rows],
+            )
+
+    def _count(self, table: str) -> int:
+        return int(self._run(f"SELECT count(*) FROM {table}")[0][0])
+
+    def _run(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Execute on the writer's connection and drain the result (DuckDB wants results finished)."""
+        return self._con.execute(sql, params).fetchall()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> DuckDBBackend:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()

@@ -1,0 +1,88 @@
+"""The canonical event: one definition that every DDL statement, importer and wire format uses.
+
+Timestamps are stored as UTC without a zone (microsecond precision); the reporting timezone is
+applied only when grouping by calendar day. `properties` holds everything that has no column of
+its own, as a JSON object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    """Logical column types, rendered per database by the backends' dialect tables."""
+
+    TEXT = "text"
+    TIMESTAMP = "timestamp"
+    DOUBLE = "double"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = False
+    doc: str = ""
+
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("project", Kind.TEXT, True, "the site or app the event belongs to"),
+    Column("event_id", Kind.TEXT, True, "unique per project; a second event with the same id is ignored"),
+    Column("ts", Kind.TIMESTAMP, True, "when it happened, UTC, microseconds"),
+    Column("received_at", Kind.TIMESTAMP, True, "when keystep received or imported it, UTC"),
+    Column("event", Kind.TEXT, True, "the event name, e.g. page_view, add_to_cart, purchase"),
+    Column("visitor_id", Kind.TEXT, True, "the anonymous browser or device id"),
+    Column("user_id", Kind.TEXT, False, "the identified person, when known"),
+    Column("session_id", Kind.TEXT, False, "the tracker's session id; derived from inactivity when absent"),
+    Column("url", Kind.TEXT),
+    Column("path", Kind.TEXT),
+    Column("referrer", Kind.TEXT),
+    Column("utm_source", Kind.TEXT),
+    Column("utm_medium", Kind.TEXT),
+    Column("utm_campaign", Kind.TEXT),
+    Column("utm_term", Kind.TEXT),
+    Column("utm_content", Kind.TEXT),
+    Column("channel", Kind.TEXT, False, "default channel group (Direct, Organic Search, Paid Search, ...)"),
+    Column("device_type", Kind.TEXT, False, "desktop, mobile or tablet"),
+    Column("browser", Kind.TEXT),
+    Column("os", Kind.TEXT),
+    Column("country", Kind.TEXT, False, "ISO 3166-1 alpha-2"),
+    Column("revenue", Kind.DOUBLE, False, "monetary value carried by the event"),
+    Column("currency", Kind.TEXT, False, "ISO 4217 code of revenue"),
+    Column("properties", Kind.JSON, False, "every other attribute, a JSON object"),
+)
+
+EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS if c.required)
+COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in EVENT_COLUMNS}
+
+# Columns an event attribute can be broken down by directly (the unit takes its first event's value).
+EVENT_DIMENSIONS: tuple[str, ...] = (
+    "device_type",
+    "browser",
+    "os",
+    "country",
+    "channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "referrer",
+)
+
+# The rejected-events table: what was wrong, where, and the raw input (truncated).
+REJECTED_COLUMNS: tuple[Column, ...] = (
+    Column("project", Kind.TEXT, True),
+    Column("received_at", Kind.TIMESTAMP, True),
+    Column("source", Kind.TEXT, True, "file path or ingest route"),
+    Column("location", Kind.TEXT, True, "row number, batch index, ..."),
+    Column("field", Kind.TEXT, False, "the column or field at fault"),
+    Column("reason", Kind.TEXT, True),
+    Column("raw", Kind.TEXT, False, "the offending input, truncated to 2 KiB"),
+)
+
+RAW_LIMIT = 2048
