@@ -369,7 +369,8 @@ def _conditions(loc: _Located, spec: Any, path: str) -> tuple[Condition, ...]:
         if isinstance(item, str):
             m = _CONDITION_TEXT.match(item)
             if not m:
-                raise loc.error(where, f"expected `field op value` with op one of =, !=, >, <, contains, in; got {item!r}")
+                ops = "=, !=, >, <, contains, in"
+                raise loc.error(where, f"expected `field op value` with op one of {ops}; got {item!r}")
             value: Any = m.group(3)
             if m.group(2) == "in":
                 value = [v.strip() for v in value.strip("[]").split(",")]
