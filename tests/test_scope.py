@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from conftest import event_table
-
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Unit
 from keystep.query import Query

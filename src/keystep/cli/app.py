@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from keystep.cli import init
+from keystep.cli import conversions, funnels, importing, init, micro_macro
+from keystep.cli.common import fit_terminal
 
 app = typer.Typer(
     name="keystep",
@@ -15,13 +16,19 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """keystep: micro and macro conversions, funnels, time to convert and what predicts revenue."""
+    fit_terminal()
 
 
 app.command("init")(init.init)
+app.command("import")(importing.import_file)
+app.command("conversions")(conversions.conversions)
+app.command("funnel")(funnels.funnel)
+app.command("time-to-convert")(micro_macro.time_to_convert)
+app.command("micro-macro")(micro_macro.micro_macro)
+app.command("suggest")(micro_macro.suggest)
 
 
 def main() -> None:

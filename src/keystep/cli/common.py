@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -10,7 +11,13 @@ import typer
 from rich.console import Console
 
 from keystep.backends.duckdb import DEFAULT_DB, DuckDBBackend
-from keystep.conversions.definitions import DEFAULT_PATH, Definitions, DefinitionsError, Unit, load_definitions
+from keystep.conversions.definitions import (
+    DEFAULT_PATH,
+    Definitions,
+    DefinitionsError,
+    Unit,
+    load_definitions,
+)
 from keystep.query import Granularity, Query
 from keystep.serialize import dumps
 
@@ -37,6 +44,13 @@ ByOption = Annotated[Granularity | None, typer.Option("--by", help="Also report 
 
 DEFAULT_DB_PATH = DEFAULT_DB
 DEFAULT_CONFIG_PATH = DEFAULT_PATH
+
+
+def fit_terminal() -> None:
+    """Take the terminal width (`COLUMNS`) when a command starts, not when the module was imported."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        console.width = errors.width = int(columns)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
