@@ -15,6 +15,10 @@ from keystep.backends.duckdb import DuckDBBackend, event_arrow_schema
 
 EPOCH = datetime(2026, 3, 2, 9, 0, 0)  # a Monday, naive UTC
 
+HERE = Path(__file__).parent
+DATA = HERE / "data"  # real data sets, with their provenance in data/README.md
+ORACLES = HERE / "oracles"  # reference numbers from established engines, see oracles/README.md
+
 
 def event_table(rows: Iterable[Mapping[str, Any]], project: str = "test") -> pa.Table:
     """Canonical events from dicts that give at least `event` and `visitor_id` and either `ts` (datetime)

@@ -1,22 +1,20 @@
 """GrowthBook-compatible assignment: GrowthBook's cross-SDK cases, reference vectors, and properties.
 
-The oracle file holds the hashing and bucketing sections of GrowthBook's cross-SDK ``cases.json``. Its
-location can be overridden with ``KEYSTEP_ORACLES_DIR``; when absent, the oracle tests skip (with a
-reason shown by ``-ra``) while the inline vectors and properties below still run.
+The oracle file (``tests/oracles/assignment_cases.json``) holds the hashing and bucketing sections of
+GrowthBook's cross-SDK ``cases.json``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ORACLES
 from keystep.experiments.assignment import (
     BucketRange,
     Namespace,
@@ -29,7 +27,7 @@ from keystep.experiments.assignment import (
     in_namespace,
 )
 
-ORACLE = Path(os.environ.get("KEYSTEP_ORACLES_DIR", "/work/shared/oracles")) / "assignment_cases.json"
+ORACLE = ORACLES / "assignment_cases.json"
 SECTIONS = ("hash", "getBucketRange", "chooseVariation", "inNamespace", "getEqualWeights")
 
 # GrowthBook's own suite compares range and weight floats after truncating to 8 decimals; the expected
@@ -38,14 +36,11 @@ FLOAT_TOL = 1e-8
 
 
 def _load_cases() -> dict[str, list[Any]]:
-    if not ORACLE.exists():
-        return {}
     data: dict[str, Any] = json.loads(ORACLE.read_text(encoding="utf-8"))
     return {name: list(data[name]) for name in SECTIONS}
 
 
 CASES = _load_cases()
-needs_oracle = pytest.mark.skipif(not CASES, reason=f"oracle file not found: {ORACLE}")
 
 
 def _section(name: str) -> list[Any]:
@@ -61,13 +56,11 @@ def _ranges(raw: list[list[float]]) -> list[BucketRange]:
     return [BucketRange(float(a), float(b)) for a, b in raw]
 
 
-@needs_oracle
 def test_oracle_has_every_section() -> None:
     for name in SECTIONS:
         assert CASES[name], f"oracle section {name} is empty"
 
 
-@needs_oracle
 @pytest.mark.parametrize("case", _section("hash"))
 def test_oracle_hash(case: list[Any]) -> None:
     seed, value, version, expected = case
@@ -80,7 +73,6 @@ def test_oracle_hash(case: list[Any]) -> None:
         assert got == expected
 
 
-@needs_oracle
 @pytest.mark.parametrize("case", _section("getBucketRange"))
 def test_oracle_bucket_range(case: list[Any]) -> None:
     _, (n_variations, coverage, weights), expected = case
@@ -91,21 +83,18 @@ def test_oracle_bucket_range(case: list[Any]) -> None:
         assert r.end == pytest.approx(end, abs=FLOAT_TOL)
 
 
-@needs_oracle
 @pytest.mark.parametrize("case", _section("chooseVariation"))
 def test_oracle_choose_variation(case: list[Any]) -> None:
     _, n, ranges, expected = case
     assert choose_variation(n, _ranges(ranges)) == expected
 
 
-@needs_oracle
 @pytest.mark.parametrize("case", _section("inNamespace"))
 def test_oracle_in_namespace(case: list[Any]) -> None:
     _, user_id, (ns_id, start, end), expected = case
     assert in_namespace(user_id, Namespace(ns_id, start, end)) is expected
 
 
-@needs_oracle
 @pytest.mark.parametrize("case", _section("getEqualWeights"))
 def test_oracle_equal_weights(case: list[Any]) -> None:
     n, expected = case

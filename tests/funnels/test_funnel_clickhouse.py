@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import chdb
 import pyarrow.parquet as pq
-import pytest
 from funnel_events import STEP_SETS, WINDOWS, event_logs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,8 +19,6 @@ from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Funnel, FunnelMode, Matcher, Step, Unit
 from keystep.query import Query
 from keystep.sql.funnels import build_funnel
-
-chdb = pytest.importorskip("chdb")
 
 
 def clickhouse_counts(path: Path, steps: tuple[tuple[str, ...], ...], window: timedelta) -> list[int]:

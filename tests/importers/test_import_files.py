@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import DATA
 from keystep.backends.base import SQL
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.events.timestamps import TsFormat
@@ -26,7 +27,7 @@ from keystep.importers.normalize import Rejection
 from keystep.importers.readers import FileFormat, SourceError, open_source
 
 NOW = datetime(2026, 3, 10, 12, 0, 0)
-SHOPPERS = Path("/work/shared/data/online_shoppers_intention.csv")
+SHOPPERS = DATA / "online_shoppers_intention.csv"
 
 
 def import_path(
@@ -347,7 +348,6 @@ def _number_or_text(text: str) -> Any:
         return text
 
 
-@pytest.mark.skipif(not SHOPPERS.exists(), reason="the UCI online shoppers data set is not available")
 def test_the_online_shoppers_file_imports_completely(tmp_path: Path) -> None:
     with SHOPPERS.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)

@@ -1,6 +1,6 @@
 """keystep's statistics engine against the oracle cases drawn from GrowthBook's gbstats test suite.
 
-Every case in ``/work/shared/oracles/stats_cases.json`` is either run (``RUNNERS``) or listed in
+Every case in ``tests/oracles/stats_cases.json`` is either run (``RUNNERS``) or listed in
 ``UNSUPPORTED`` with the reason; ``test_every_case_is_accounted_for`` keeps the two lists complete.
 A runner turns the case's inputs into keystep calls and returns outputs shaped like ``expected``;
 numbers are compared with the case's tolerance, ``"inf"``/``"-inf"`` strings as infinities, ``None`` exactly.
@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import ORACLES
 from keystep.stats.bayesian import GaussianPrior, compute_bayesian_test, expected_loss
 from keystep.stats.cuped import CovariateRatioStats, CovariateStats
 from keystep.stats.effects import ArmStatistic, compute_effect, delta_method_variance
@@ -35,7 +35,7 @@ from keystep.stats.sequential import compute_sequential_test
 from keystep.stats.srm import compute_srm
 from keystep.stats.sufficient import MeanStats, MetricStats, ProportionStats
 
-ORACLE = Path("/work/shared/oracles/stats_cases.json")
+ORACLE = ORACLES / "stats_cases.json"
 CASES: dict[str, dict[str, Any]] = {c["id"]: c for c in json.loads(ORACLE.read_text())["cases"]}
 
 Outputs = dict[str, Any]
