@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from keystep.cli import conversions, funnels, importing, init, micro_macro
+from keystep.cli import conversions, demo, funnels, importing, init, micro_macro, report
 from keystep.cli.common import fit_terminal
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ def _root() -> None:
     fit_terminal()
 
 
+app.command("demo")(demo.demo)
 app.command("init")(init.init)
 app.command("import")(importing.import_file)
 app.command("conversions")(conversions.conversions)
@@ -29,6 +30,7 @@ app.command("funnel")(funnels.funnel)
 app.command("time-to-convert")(micro_macro.time_to_convert)
 app.command("micro-macro")(micro_macro.micro_macro)
 app.command("suggest")(micro_macro.suggest)
+app.command("report")(report.report)
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def import_file(
         fail(str(exc))
     store = open_store(db, must_exist=False)
     try:
-        result = _run_with_progress(store, source, options, show=not as_json and errors.is_terminal)
+        result = run_with_progress(store, source, options, show=not as_json and errors.is_terminal)
     except (MappingError, SourceError) as exc:
         fail(str(exc))
     finally:
@@ -101,7 +101,7 @@ def import_file(
         print_result(result)
 
 
-def _run_with_progress(
+def run_with_progress(
     store: Backend, source: FileSource, options: ImportOptions, *, show: bool
 ) -> ImportResult:
     """Run the import with a progress bar on stderr (bytes read, or rows for Parquet)."""

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from keystep.analysis.micro_macro import GroupRate, MicroMacroGroup, MicroMacroResult, run_micro_macro
-from keystep.analysis.suggest import Suggestion, compute_suggestions
+from keystep.analysis.suggest import Suggestion, SuggestResult, compute_suggestions
 from keystep.analysis.time_to_convert import TimeToConvertGroup, TimeToConvertResult, run_time_to_convert
 from keystep.cli.common import (
     DEFAULT_CONFIG_PATH,
@@ -103,10 +103,10 @@ def time_to_convert(
     if as_json:
         emit_json(result)
         return
-    _print_time_to_convert(result, curve)
+    print_time_to_convert(result, curve)
 
 
-def _print_time_to_convert(result: TimeToConvertResult, curve: bool) -> None:
+def print_time_to_convert(result: TimeToConvertResult, curve: bool) -> None:
     console.print(
         f"[bold]Time to convert[/] ({result.unit.value}s): {result.start_label} → {result.end_label}; "
         f"observation ends {result.observation_end or '–'}",
@@ -183,6 +183,10 @@ def micro_macro(
     if as_json:
         emit_json(result)
         return
+    print_micro_macro(result)
+
+
+def print_micro_macro(result: MicroMacroResult) -> None:
     console.print(
         f"[bold]Micro → macro[/]: {result.macro_label} ({result.unit.value}s; "
         f"{result.overall.macro_units} of {result.overall.units} converted, "
@@ -295,6 +299,10 @@ def suggest(
     if as_json:
         emit_json(result)
         return
+    print_suggestions(result)
+
+
+def print_suggestions(result: SuggestResult) -> None:
     console.print(
         f"[bold]Micro conversions worth tracking[/] as leading indicators of {result.macro_label}",
         highlight=False,

@@ -51,7 +51,11 @@ def wilson_interval(x: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at x = 0 (x = n) the lower (upper) bound is exactly 0 (1); computed, it comes out a rounding error
+    # away (e.g. 2.8e-17), an interval that would not contain its own estimate
+    lower = 0.0 if x == 0 else max(0.0, centre - half)
+    upper = 1.0 if x == n else min(1.0, centre + half)
+    return lower, upper
 
 
 def compute_rate(x: int, n: int, confidence: float = CONFIDENCE) -> Rate:

@@ -1,0 +1,63 @@
+"""The overview: every core question about a site answered at once, for the demo and the HTML report.
+
+- `conversions`: every goal's rate over the range, grouped into macro types and micro categories
+  (units: sessions, as GA4's session conversion rate);
+- `trend`: the same per day (or week) of the unit's first event;
+- `funnel`: the definitions' first funnel (or the named one), broken down by `breakdown` (default
+  device_type) with the segments that differ flagged;
+- `time_to_convert`: first micro → first macro per visitor (Kaplan–Meier, not-yet-converted censored);
+- `micro_macro` and `suggestions`: every micro goal against the first revenue macro, per visitor.
+
+Visitors are the unit for time to convert and micro → macro because the path to a purchase often spans
+sessions (a visitor views a product today and buys next week).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keystep.analysis.conversions import ConversionReport, run_conversions
+from keystep.analysis.funnels import FunnelResult, run_funnel
+from keystep.analysis.micro_macro import MicroMacroResult, run_micro_macro
+from keystep.analysis.suggest import SuggestResult, compute_suggestions
+from keystep.analysis.time_to_convert import TimeToConvertResult, run_time_to_convert
+from keystep.backends.base import Backend
+from keystep.conversions.definitions import Definitions, Unit
+from keystep.query import Granularity, Query
+
+DEFAULT_BREAKDOWN = "device_type"
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    conversions: ConversionReport
+    trend: ConversionReport
+    funnel: FunnelResult | None  # None when the definitions have no funnel
+    time_to_convert: TimeToConvertResult | None  # None without both micro and macro goals
+    micro_macro: MicroMacroResult | None
+    suggestions: SuggestResult | None
+
+
+def run_overview(
+    backend: Backend,
+    definitions: Definitions,
+    query: Query,
+    *,
+    funnel: str | None = None,
+    breakdown: str = DEFAULT_BREAKDOWN,
+    granularity: Granularity = Granularity.DAY,
+) -> Overview:
+    """`query` gives the project, range and timezone; units and breakdowns are chosen per analysis."""
+    sessions = query.with_(unit=Unit.SESSION, breakdown=None, granularity=None)
+    visitors = query.with_(unit=Unit.VISITOR, breakdown=None, granularity=None)
+    chosen = definitions.funnel(funnel) if funnel else (definitions.funnels[0] if definitions.funnels else None)
+    related = bool(definitions.micro and definitions.macro)
+    micro_macro = run_micro_macro(backend, definitions, visitors) if related else None
+    return Overview(
+        conversions=run_conversions(backend, definitions, sessions),
+        trend=run_conversions(backend, definitions, sessions.with_(granularity=granularity)),
+        funnel=run_funnel(backend, chosen, sessions.with_(breakdown=breakdown)) if chosen else None,
+        time_to_convert=run_time_to_convert(backend, definitions, visitors) if related else None,
+        micro_macro=micro_macro,
+        suggestions=compute_suggestions(micro_macro) if micro_macro else None,
+    )
