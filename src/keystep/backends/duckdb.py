@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from keystep.backends.base import SQL, Dialect, Rows
-from keystep.events.schema import EVENT_COLUMNS, REJECTED_COLUMNS, Column, Kind
+from keystep.events.schema import EVENT_COLUMNS, TABLES, TABLES_BY_NAME, Column, Kind, Table
 
 DIALECT = Dialect(
     name="duckdb",
@@ -27,9 +27,10 @@ def _column_ddl(column: Column) -> str:
     return f"{column.name} {DIALECT.types[column.kind]}{not_null}"
 
 
-def _create_table(name: str, columns: Sequence[Column], extra: str = "") -> str:
-    body = ",\n  ".join([_column_ddl(c) for c in columns] + ([extra] if extra else []))
-    return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}\n)"
+def _create_table(table: Table) -> str:
+    key = [f"PRIMARY KEY ({', '.join(table.primary_key)})"] if table.primary_key else []
+    body = ",\n  ".join([_column_ddl(c) for c in table.columns] + key)
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {body}\n)"
 
 
 def event_arrow_schema() -> pa.Schema:
@@ -56,16 +57,15 @@ class DuckDBBackend:
     def migrate(self) -> None:
         """Create the tables, and add any column the canonical schema gained since the file was made."""
         with self._write_lock:
-            self._run(_create_table("events", EVENT_COLUMNS, "PRIMARY KEY (project, event_id)"))
-            self._run(_create_table("rejected_events", REJECTED_COLUMNS))
-            for table, columns in (("events", EVENT_COLUMNS), ("rejected_events", REJECTED_COLUMNS)):
+            for table in TABLES:
+                self._run(_create_table(table))
                 have = {r[0] for r in self._run(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table.name]
                 )}
-                for column in columns:
+                for column in table.columns:
                     if column.name not in have:
                         kind = DIALECT.types[column.kind]
-                        self._run(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}")
+                        self._run(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
     # -- reads ------------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -96,15 +96,35 @@ class DuckDBBackend:
             return self._count("events") - before
 
     def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.insert_rows("rejected_events", rows)
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Rows into one of the schema's tables (`TABLES`); rows whose primary key is stored are ignored.
+        Returns how many were new."""
         if not rows:
-            return
-        names = [c.name for c in REJECTED_COLUMNS]
+            return 0
+        spec = TABLES_BY_NAME[table]
+        names = [c.name for c in spec.columns]
         placeholders = ", ".join("?" for _ in names)
+        verb = "INSERT OR IGNORE" if spec.primary_key else "INSERT"
         with self._write_lock:
+            before = self._count(table)
             self._con.executemany(
-                f"INSERT INTO rejected_events ({', '.join(names)}) VALUES ({placeholders})",
+                f"{verb} INTO {table} ({', '.join(names)}) VALUES ({placeholders})",
                 [[row.get(n) for n in names] for row in rows],
             )
+            return self._count(table) - before
+
+    def write(self, query: SQL) -> int:
+        """A data-changing statement (UPDATE, DELETE) through the one writer; returns the rows changed."""
+        with self._write_lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute(query.text, dict(query.params) if query.params else None)
+                row = cur.fetchone()
+                return int(row[0]) if row else 0
+            finally:
+                cur.close()
 
     def _count(self, table: str) -> int:
         return int(self._run(f"SELECT count(*) FROM {table}")[0][0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from keystep.cli import conversions, demo, funnels, importing, init, micro_macro, report
+from keystep.cli import conversions, demo, funnels, importing, init, micro_macro, projects, report, serve
 from keystep.cli.common import fit_terminal
 
 app = typer.Typer(
@@ -31,6 +31,9 @@ app.command("time-to-convert")(micro_macro.time_to_convert)
 app.command("micro-macro")(micro_macro.micro_macro)
 app.command("suggest")(micro_macro.suggest)
 app.command("report")(report.report)
+app.command("serve")(serve.serve)
+app.add_typer(projects.projects, name="project")
+app.add_typer(projects.key_commands, name="key")
 
 
 def main() -> None:

@@ -86,3 +86,45 @@ REJECTED_COLUMNS: tuple[Column, ...] = (
 )
 
 RAW_LIMIT = 2048
+
+# Projects (sites) and their keys: a public write key (ingest only) and secret read keys (the query API),
+# the latter stored only as a SHA-256 hash.
+PROJECT_COLUMNS: tuple[Column, ...] = (
+    Column("project", Kind.TEXT, True, "the project's id, used in every event"),
+    Column("name", Kind.TEXT, True),
+    Column("created_at", Kind.TIMESTAMP, True),
+)
+KEY_COLUMNS: tuple[Column, ...] = (
+    Column("key_id", Kind.TEXT, True, "a short public id to name the key (e.g. for revoking it)"),
+    Column("project", Kind.TEXT, True),
+    Column("kind", Kind.TEXT, True, "write (ingest only) or read (query API only)"),
+    Column("secret", Kind.TEXT, False, "a write key itself (it is public, sent by browsers)"),
+    Column("secret_hash", Kind.TEXT, False, "SHA-256 of a read key; the key itself is shown once"),
+    Column("created_at", Kind.TIMESTAMP, True),
+    Column("revoked_at", Kind.TIMESTAMP, False),
+)
+# identify / alias: a visitor id belongs to a user id from `ts` on (the latest link wins).
+IDENTITY_COLUMNS: tuple[Column, ...] = (
+    Column("project", Kind.TEXT, True),
+    Column("visitor_id", Kind.TEXT, True),
+    Column("user_id", Kind.TEXT, True),
+    Column("ts", Kind.TIMESTAMP, True),
+    Column("source", Kind.TEXT, False, "identify, alias or the event that carried both ids"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+
+TABLES: tuple[Table, ...] = (
+    Table("events", EVENT_COLUMNS, ("project", "event_id")),
+    Table("rejected_events", REJECTED_COLUMNS),
+    Table("projects", PROJECT_COLUMNS, ("project",)),
+    Table("keys", KEY_COLUMNS, ("key_id",)),
+    Table("identities", IDENTITY_COLUMNS, ("project", "visitor_id", "user_id")),
+)
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}

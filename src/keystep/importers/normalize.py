@@ -70,7 +70,7 @@ def build_plan(
     constants: dict[str, Any] = {}
     for name, text in mapping.constants.items():
         try:
-            constants[name] = _normalize(name, text, ts_format)
+            constants[name] = normalize_value(name, text, ts_format)
         except FieldError as exc:
             raise MappingError(f"--set {name}={text}: {exc}") from None
     return RowPlan(mapping.resolved_sources(), constants, mapping.consumed(), ts_format, text_values)
@@ -84,7 +84,7 @@ def normalize_row(raw: Mapping[str, Any], row: int, plan: RowPlan) -> dict[str, 
         if value is None:
             continue
         try:
-            event[name] = _normalize(name, value, plan.ts_format)
+            event[name] = normalize_value(name, value, plan.ts_format)
         except FieldError as exc:
             return Rejection(row, name, str(exc))
     for name in REQUIRED:
@@ -92,7 +92,7 @@ def normalize_row(raw: Mapping[str, Any], row: int, plan: RowPlan) -> dict[str, 
             column = plan.sources.get(name)
             where = f" (column {column!r})" if column and column != name else ""
             return Rejection(row, name, f"{name} is missing or empty{where}")
-    _derive_from_url(event)
+    derive_from_url(event)
     try:
         event["properties"] = _properties(raw, event.get("properties"), plan)
     except FieldError as exc:
@@ -129,7 +129,7 @@ def raw_text(raw: Mapping[str, Any]) -> str:
 # -- one value ------------------------------------------------------------------------------------
 
 
-def _normalize(name: str, value: Any, ts_format: TsFormat) -> Any:
+def normalize_value(name: str, value: Any, ts_format: TsFormat) -> Any:
     if name == "ts":
         if _is_empty(value):
             return None
@@ -191,7 +191,7 @@ def _currency(value: Any) -> str | None:
     return text.upper()
 
 
-def _properties_object(value: Any) -> dict[str, Any] | None:
+def properties_object(value: Any) -> dict[str, Any] | None:
     if _is_empty(value):
         return None
     if isinstance(value, str):
@@ -207,14 +207,14 @@ def _properties_object(value: Any) -> dict[str, Any] | None:
 _NORMALIZERS: Mapping[str, Callable[[Any], Any]] = {
     "revenue": _revenue,
     "currency": _currency,
-    "properties": _properties_object,
+    "properties": properties_object,
 }
 
 
 # -- derived values -------------------------------------------------------------------------------
 
 
-def _derive_from_url(event: dict[str, Any]) -> None:
+def derive_from_url(event: dict[str, Any]) -> None:
     url = event.get("url")
     if url is None or event.get("path") is not None:
         return

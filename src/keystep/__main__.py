@@ -1,0 +1,5 @@
+"""`python -m keystep`: the keystep command."""
+
+from keystep.cli.app import main
+
+main()

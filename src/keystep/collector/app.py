@@ -1,0 +1,234 @@
+"""`keystep serve`: one process, one store, the collector routes and the JSON query API.
+
+Every ingest route reads the body within limits, parses it with its wire format, finds the project by
+its write key, runs the pipeline (in a worker thread: it is CPU work) and waits until the resulting
+spool record is fsynced before it answers. The writer thread stores spooled records in DuckDB. Shutdown
+(SIGTERM) stops accepting, flushes the spool and drains it into the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from keystep.backends.duckdb import DuckDBBackend
+from keystep.collector import keys
+from keystep.collector.body import BodyError, inflate, read_body
+from keystep.collector.ingest import compute_record, default_steps, response_body
+from keystep.collector.metrics import Metrics
+from keystep.collector.pipeline import Context, Step
+from keystep.collector.spool import Spool, SpoolClosed, SpoolOverloaded
+from keystep.collector.wire import Reply, Route, WireError
+from keystep.collector.wire import Request as WireRequest
+from keystep.collector.wire import native as native_format
+from keystep.collector.writer import Writer
+from keystep.conversions.definitions import Definitions
+
+RETRY_AFTER_S = 2
+WIRE_FORMATS: tuple[tuple[Route, ...], ...] = (native_format.ROUTES,)
+
+
+@dataclass
+class Settings:
+    db: Path
+    spool: Path | None = None  # default: next to the database, `<db>.spool`
+    definitions: Definitions = field(default_factory=Definitions)
+    max_pending_bytes: int = 512 << 20
+    salts: Path | None = None  # default: next to the database, `<db>.salts`
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.spool or self.db.with_name(self.db.name + ".spool")
+
+    @property
+    def salt_dir(self) -> Path:
+        return self.salts or self.db.with_name(self.db.name + ".salts")
+
+
+@dataclass
+class Collector:
+    """What the routes share while the app runs."""
+
+    settings: Settings
+    backend: DuckDBBackend
+    spool: Spool
+    writer: Writer
+    metrics: Metrics
+    steps: tuple[Step, ...]
+    salt: Callable[[datetime], bytes]
+    accepting: bool = True
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _daily_salt(directory: Path) -> Callable[[datetime], bytes]:
+    try:
+        from keystep.enrich.cookieless import SaltStore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return lambda _: b""
+    store = SaltStore(directory)
+
+    def salt(now: datetime) -> bytes:
+        store.purge(now)
+        return bytes(store.salt_for(now.date()))
+
+    return salt
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state: dict[str, Collector] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = DuckDBBackend(settings.db)
+        spool = Spool(settings.spool_dir, max_pending_bytes=settings.max_pending_bytes)
+        metrics = Metrics()
+        writer = Writer(spool, backend, on_stored=metrics.record_stored)
+        writer.drain()  # what the last run acknowledged but did not store
+        writer.start()
+        state["c"] = Collector(settings, backend, spool, writer, metrics, default_steps(),
+                               _daily_salt(settings.salt_dir))
+        app.state.collector = state["c"]
+        try:
+            yield
+        finally:
+            c = state.pop("c")
+            c.accepting = False
+            spool.close()
+            writer.stop()
+            writer.drain()
+            backend.close()
+
+    app = FastAPI(title="keystep", version="0.1.0", lifespan=lifespan,
+                  description="Collector (the wire formats of keystep, Segment, RudderStack, PostHog, Snowplow, "
+                              "Umami, Mixpanel and GA4) and the JSON query API.")
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        """Ready to acknowledge events: the writer runs and the spool accepts."""
+        c = state.get("c")
+        if c is None or not c.accepting or not c.writer.alive:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        if c.spool.pending_bytes > c.spool.max_pending_bytes * 0.9:
+            return JSONResponse({"status": "overloaded", "pending_bytes": c.spool.pending_bytes}, status_code=503)
+        return JSONResponse({"status": "ready", "pending_bytes": c.spool.pending_bytes,
+                             "writer_error": c.writer.last_error})
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        c = state["c"]
+        c.metrics.pending.set(c.spool.pending_bytes)
+        return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for routes in WIRE_FORMATS:
+        for route in routes:
+            app.add_api_route(route.path, _ingest_endpoint(route, state), methods=list(route.methods),
+                              tags=["collect"], name=route.name or route.path, include_in_schema=True)
+
+    from keystep.api.routes import add_query_routes
+
+    add_query_routes(app, lambda: state["c"].backend, lambda: state["c"].settings.definitions)
+    return app
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _ingest_endpoint(route: Route, state: dict[str, Collector]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        c = state.get("c")
+        if c is None or not c.accepting:
+            return _error(503, "shutting down", **{"Retry-After": str(RETRY_AFTER_S)})
+        started = time.perf_counter()
+        response = await _ingest(c, route, request)
+        c.metrics.requests.labels(route.path, str(response.status_code)).inc()
+        c.metrics.latency.labels(route.path).observe(time.perf_counter() - started)
+        return response
+
+    endpoint.__doc__ = f"Collect events ({route.name or route.path})."
+    return endpoint
+
+
+async def _ingest(c: Collector, route: Route, request: Request) -> Response:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        body = inflate(await read_body(headers, request.stream()), headers)
+    except BodyError as exc:
+        return _error(exc.status, exc.message)
+    form: dict[str, str] = {}
+    if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    wire_request = _wire_request(request, body, headers, form)
+    try:
+        parsed = route.parse(wire_request)
+    except WireError as exc:
+        return _error(400, str(exc))
+    if not parsed.write_key:
+        return _error(401, "no write key: send the project's write key")
+    kind = keys.key_kind(parsed.write_key)
+    if kind is keys.KeyKind.READ:
+        return _error(403, "a read key cannot send events; use the project's write key")
+    project = await run_in_threadpool(keys.find_project, c.backend, parsed.write_key, keys.KeyKind.WRITE)
+    if project is None:
+        return _error(401, "unknown or revoked write key")
+    received_at = _now()
+    context = Context(
+        project=project, received_at=received_at, route=route.path,
+        ip=request.client.host if request.client else None, user_agent=headers.get("user-agent"),
+        sent_at=parsed.sent_at, salt=c.salt(received_at),
+    )
+    ingested = await run_in_threadpool(compute_record, parsed, context, c.steps)
+    outcome = ingested.outcome
+    if ingested.record is not None:
+        try:
+            future = c.spool.append(ingested.record)
+        except (SpoolOverloaded, SpoolClosed) as exc:
+            return _error(503, f"busy, retry later ({exc})", **{"Retry-After": str(RETRY_AFTER_S)})
+        try:
+            await asyncio.wrap_future(future)
+        except OSError as exc:
+            return _error(503, f"could not write the spool ({exc}); nothing was acknowledged",
+                          **{"Retry-After": str(RETRY_AFTER_S)})
+    m = c.metrics
+    m.received.labels(route.path).inc(len(parsed.events))
+    if not parsed.validate_only:
+        m.accepted.labels(route.path).inc(len(outcome.accepted))
+        for r in outcome.rejected:
+            m.rejected.labels(r.drop.reason).inc()
+        for reason, n in outcome.dropped.items():
+            m.dropped.labels(reason).inc(n)
+        m.warnings.inc(len({i for i, _ in outcome.warnings}))
+    reply = route.respond(outcome) if route.respond else Reply(body=response_body(outcome))
+    return _reply(reply)
+
+
+def _wire_request(request: Request, body: bytes, headers: dict[str, str], form: dict[str, str]) -> WireRequest:
+    return WireRequest(method=request.method, path=request.url.path, body=body, headers=headers,
+                       query=dict(request.query_params), form=form)
+
+
+def _reply(reply: Reply) -> Response:
+    if isinstance(reply.body, bytes):
+        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+    if reply.body is None:
+        return Response(status_code=reply.status)
+    return JSONResponse(reply.body, status_code=reply.status)

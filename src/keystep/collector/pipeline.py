@@ -1,0 +1,178 @@
+"""From what a client sent to canonical events: an ordered list of small pure steps.
+
+A wire format (`keystep.collector.wire`) turns a request body into *incoming* events: dicts that use the
+canonical column names where the format has them (`event`, `event_id`, `ts`, `visitor_id`, `user_id`,
+`session_id`, `url`, `referrer`, `revenue`, `currency`, `properties` as a dict, ...) plus the request
+facts a step may need (`user_agent`, `ip`, `sent_at`, `original_event`). Each step takes one incoming
+event and the request `Context` and returns the event (changed or not) or a `Drop`:
+
+- a `Drop` with `rejected=True` is bad input: the client is told the index and the reason, and the raw
+  event is kept in `rejected_events`;
+- a `Drop` with `rejected=False` is traffic keystep does not count (bots, referrer spam): dropped
+  quietly, counted in `/metrics` as `events_dropped_total{reason=...}`.
+
+Steps may add warnings (a truncated string, a clamped timestamp). The last step (`finalize`) leaves
+exactly the canonical columns, with `ts`/`received_at` as naive UTC datetimes and `properties` as JSON
+text, and never keeps `ip`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from keystep.events.schema import EVENT_COLUMN_NAMES, RAW_LIMIT
+from keystep.events.timestamps import TsFormat
+from keystep.importers.normalize import FieldError, derive_from_url, normalize_value, properties_object
+
+Incoming = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the request says about the events it carries."""
+
+    project: str
+    received_at: datetime  # naive UTC: when keystep received the request
+    route: str
+    ip: str | None = None  # used for the cookieless visitor id only; never stored
+    user_agent: str | None = None  # the request's User-Agent header (an event may carry its own)
+    sent_at: object = None  # the client's clock when it sent the batch (raw), for clock-skew correction
+    salt: bytes = b""  # today's cookieless salt
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    reason: str  # a short stable name (metrics label), e.g. missing_event, invalid_timestamp, bot
+    detail: str = ""  # what was wrong, for people
+    field: str | None = None
+    rejected: bool = True  # bad input (kept in rejected_events) vs uncounted traffic (dropped quietly)
+
+
+Step = Callable[[Incoming, Context, list[str]], "Incoming | Drop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int  # position in the request's batch
+    drop: Drop
+    raw: str  # the incoming event as JSON, truncated to RAW_LIMIT
+
+
+@dataclass(slots=True)
+class Outcome:
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # canonical events
+    rejected: list[Rejection] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+
+
+def raw_json(event: Mapping[str, Any]) -> str:
+    text = json.dumps({k: v for k, v in event.items() if k != "ip"}, default=str, ensure_ascii=False)
+    return text[:RAW_LIMIT]
+
+
+def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[Step]) -> Outcome:
+    outcome = Outcome()
+    for index, original in enumerate(events):
+        event: Incoming | Drop = dict(original)
+        notes: list[str] = []
+        for step in steps:
+            assert not isinstance(event, Drop)
+            event = step(event, context, notes)
+            if isinstance(event, Drop):
+                break
+        outcome.warnings.extend((index, note) for note in notes)
+        if isinstance(event, Drop):
+            if event.rejected:
+                outcome.rejected.append(Rejection(index, event, raw_json(original)))
+            else:
+                outcome.dropped[event.reason] += 1
+        else:
+            outcome.accepted.append(event)
+    return outcome
+
+
+# -- the steps that every pipeline has -------------------------------------------------------------
+
+REQUIRED_TEXT = ("event",)
+
+
+def require_event(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
+    name = event.get("event")
+    if not isinstance(name, str) or not name.strip():
+        return Drop("missing_event", "every event needs a name (`event`)", "event")
+    event["event"] = name.strip()
+    return event
+
+
+def require_visitor(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
+    """A visitor id: the client's, else the user id; the cookieless step (when present) runs before."""
+    for key in ("visitor_id", "user_id"):
+        value = event.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = format(value, "g") if isinstance(value, float) else str(value)
+        if isinstance(value, str) and value.strip():
+            event["visitor_id"] = value.strip()
+            if key == "visitor_id" and isinstance(event.get("user_id"), int):
+                event["user_id"] = str(event["user_id"])
+            return event
+    return Drop("missing_visitor_id", "an event needs a visitor id (or a user id)", "visitor_id")
+
+
+def assign_event_id(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
+    """The client's message id, else a hash of the event's content with its time: a retried request whose
+    events carry a timestamp stores them once (without one, `ts` is the receive time, so a resend counts
+    again: the SDKs send message ids)."""
+    given = event.get("event_id")
+    if given is not None and str(given).strip():
+        event["event_id"] = str(given).strip()[:128]
+        return event
+    content = json.dumps({k: event.get(k) for k in ("event", "ts", "visitor_id", "user_id", "url", "properties")},
+                         default=str, sort_keys=True)
+    event["event_id"] = "h" + hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
+    return event
+
+
+def finalize(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
+    """Exactly the canonical columns; properties as JSON text; extras of the wire format into properties."""
+    properties = event.get("properties")
+    properties = dict(properties) if isinstance(properties, Mapping) else {}
+    if event.get("original_event") and event["original_event"] != event["event"]:
+        properties.setdefault("original_event", event["original_event"])
+    out = {name: event.get(name) for name in EVENT_COLUMN_NAMES}
+    out["project"] = context.project
+    out["received_at"] = context.received_at
+    if out["ts"] is None:
+        out["ts"] = context.received_at
+    out["properties"] = json.dumps(properties, ensure_ascii=False, default=str) if properties else None
+    return out
+
+
+TEXT_COLUMNS = tuple(
+    name for name in EVENT_COLUMN_NAMES
+    if name not in ("project", "event_id", "ts", "received_at", "event", "visitor_id", "properties")
+)
+
+
+def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
+    """Every canonical value fits its column (as in `keystep import`): numbers, currency codes, text; the
+    path and UTM columns from the URL; properties a JSON object."""
+    for name in TEXT_COLUMNS:
+        if name in event and event[name] is not None:
+            try:
+                event[name] = normalize_value(name, event[name], TsFormat.AUTO)
+            except FieldError as exc:
+                return Drop(f"invalid_{name}", f"{name}: {exc}", name)
+    derive_from_url(event)
+    if event.get("properties") is not None:
+        try:
+            event["properties"] = properties_object(event["properties"])
+        except FieldError as exc:
+            return Drop("invalid_properties", f"properties: {exc}", "properties")
+    return event
