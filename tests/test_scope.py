@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import event_table
+from conftest import EPOCH, event_table
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Unit
 from keystep.query import Query
@@ -62,3 +62,19 @@ def test_user_unit_joins_anonymous_steps_to_the_identified_user(store: DuckDBBac
         {"visitor_id": "b", "event": "view_item", "t": 0},
     ]))
     assert sorted(u for u, _ in units(store, Query(project="test", unit=Unit.USER))) == ["b", "u1"]
+
+
+def test_identify_and_alias_links_join_visitors_across_devices(store: DuckDBBackend) -> None:
+    """Phone visitor p browses anonymously and is identified as u1 (an identities row, as identify sends);
+    laptop visitor l buys as u1. Per user, both are one person; per visitor, they stay two."""
+    store.insert_events(event_table([
+        {"visitor_id": "p", "event": "view_item", "t": 0},
+        {"visitor_id": "l", "event": "purchase", "t": 60, "user_id": "u1"},
+        {"visitor_id": "x", "event": "view_item", "t": 0},
+    ]))
+    store.insert_rows("identities", [{"project": "test", "visitor_id": "p", "user_id": "u1", "ts": EPOCH,
+                                      "source": "identify"}])
+    store.insert_rows("identities", [{"project": "elsewhere", "visitor_id": "x", "user_id": "u1", "ts": EPOCH,
+                                      "source": "identify"}])  # another project's link changes nothing here
+    assert sorted(u for u, _ in units(store, Query(project="test", unit=Unit.USER))) == ["u1", "x"]
+    assert sorted(u for u, _ in units(store, Query(project="test", unit=Unit.VISITOR))) == ["l", "p", "x"]

@@ -2,7 +2,9 @@
 
 `build_scope` returns CTEs ending in `scoped`: the project's events in the range, each with
 `session_key` (the tracker's session id, else a new session after `session_timeout` of inactivity)
-and `unit_id` (visitor, session or user). `build_units` adds `units`: one row per unit with its
+and `unit_id` (visitor, session or user). A user is the event's user id, else the user its visitor was
+last linked to by identify/alias (the `identities` table), else any user id the visitor's events carry,
+else the visitor. `build_units` adds `units`: one row per unit with its
 first event time and, when asked, its breakdown segment.
 """
 
@@ -63,10 +65,20 @@ def build_scope(query: Query, params: Params, unit: Unit | None = None) -> str:
         session_key = (
             f"({visitor} || '#' || coalesce('s' || session_id, 'n' || CAST(session_no AS VARCHAR)))"
         )
+    if unit is Unit.USER:
+        # identify/alias links (the latest per visitor) tie a visitor's anonymous events to its user
+        project = f"WHERE project = {params.bind(query.project)}" if query.project is not None else ""
+        ctes.append(
+            f"linked AS (SELECT {_visitor_key(query)} AS link_visitor, arg_max(user_id, ts) AS linked_user"
+            f" FROM identities {project} GROUP BY 1)"
+        )
+        ctes.append(f"identified AS (SELECT * EXCLUDE (link_visitor) FROM {source}"
+                    f" LEFT JOIN linked ON link_visitor = {visitor})")
+        source = "identified"
     unit_expr = {
         Unit.VISITOR: visitor,
         Unit.SESSION: session_key,
-        Unit.USER: f"coalesce(user_id, max(user_id) OVER (PARTITION BY {visitor}), {visitor})",
+        Unit.USER: f"coalesce(user_id, linked_user, max(user_id) OVER (PARTITION BY {visitor}), {visitor})",
     }[unit]
     ctes.append(
         f"scoped AS (SELECT *, {session_key} AS session_key, {unit_expr} AS unit_id, {visitor} AS visitor_key"
