@@ -29,6 +29,7 @@ from keystep.collector.pipeline import (
 )
 from keystep.collector.wire import Parsed
 from keystep.collector.writer import encode_record
+from keystep.enrich import ENRICHMENT_STEPS
 from keystep.enrich.clock import correct_time
 from keystep.events.timestamps import TimestampError, parse_timestamp
 
@@ -38,6 +39,8 @@ MAX_EVENT = 32 << 10  # bytes of one event as JSON
 def limit_event(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     if "_reject" in event:
         return Drop("unreadable_item", str(event["_reject"]))
+    if "_skip" in event:  # a batch item that is no event (identify, alias): its place in the batch kept
+        return Drop(str(event["_skip"]), rejected=False)
     size = len(orjson.dumps(event, default=str))
     if size > MAX_EVENT:
         return Drop("event_too_large", f"the event is {size:,} bytes as JSON; at most {MAX_EVENT:,} are accepted")
@@ -45,12 +48,8 @@ def limit_event(event: Incoming, context: Context, notes: list[str]) -> Incoming
 
 
 def default_steps() -> tuple[Step, ...]:
-    from keystep import enrich
-
-    extra: Sequence[Step] = getattr(enrich, "ENRICHMENT_STEPS", ())
-    before = [s for s in extra if s.__name__ == "clean_strings"]
-    after = [s for s in extra if s.__name__ != "clean_strings"]
-    return (limit_event, *before, require_event, correct_time, check_columns, *after, require_visitor,
+    first, *enrichment = ENRICHMENT_STEPS  # clean_strings, then URL, channel, user agent, bots, spam, id
+    return (limit_event, first, require_event, correct_time, check_columns, *enrichment, require_visitor,
             assign_event_id, finalize)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from keystep.events.schema import EVENT_COLUMN_NAMES, RAW_LIMIT
 from keystep.events.timestamps import TsFormat
-from keystep.importers.normalize import FieldError, derive_from_url, normalize_value, properties_object
+from keystep.importers.normalize import FieldError, normalize_value, properties_object
 
 Incoming = dict[str, Any]
 
@@ -161,15 +161,14 @@ TEXT_COLUMNS = tuple(
 
 
 def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
-    """Every canonical value fits its column (as in `keystep import`): numbers, currency codes, text; the
-    path and UTM columns from the URL; properties a JSON object."""
+    """Every canonical value fits its column (as in `keystep import`): numbers, currency codes, text;
+    properties a JSON object. (Path, UTM tags and click ids come from the URL in `keystep.enrich.urls`.)"""
     for name in TEXT_COLUMNS:
         if name in event and event[name] is not None:
             try:
                 event[name] = normalize_value(name, event[name], TsFormat.AUTO)
             except FieldError as exc:
                 return Drop(f"invalid_{name}", f"{name}: {exc}", name)
-    derive_from_url(event)
     if event.get("properties") is not None:
         try:
             event["properties"] = properties_object(event["properties"])

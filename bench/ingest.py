@@ -1,0 +1,178 @@
+"""Benchmark: sustained ingest through `keystep serve`, against the raw-insert ceiling of the same store.
+
+    .venv/bin/python bench/ingest.py                   # 20 s of saturation, then 10 s at 1,000 events/s
+    .venv/bin/python bench/ingest.py --seconds 60 --batch 100 --concurrency 8
+
+A `keystep serve` process (durability on: every acknowledged request is fsynced in the spool) is
+driven from a second process on loopback with batched requests, half native (`/api/collect`) and half
+Segment (`/v1/batch`, basic auth), each event with its own id. Printed:
+
+- sustained events/s while saturated (acknowledged events ÷ time) and the p50/p99 request latency;
+- p50/p99 latency under a steady 1,000 events/s (open loop: 10-event requests every 10 ms);
+- the ceiling: the same events inserted straight into a fresh DuckDB store through the backend in large
+  batches (no HTTP, no parsing, no fsync per request), in this process — and the ratio of the two;
+- after the server stops: the events stored, which must equal the events acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CEILING_BATCH = 50_000  # the raw insert at its best: large Arrow batches, as the writer stores spool chunks
+
+
+def _events(n: int, prefix: str) -> list[dict[str, Any]]:
+    start = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    return [{
+        "event": ("page_view", "view_item", "add_to_cart", "purchase")[i % 4],
+        "event_id": f"{prefix}-{i}",
+        "visitor_id": f"v{i % 5000}",
+        "ts": (start + timedelta(milliseconds=i)).isoformat(),
+        "url": f"https://shop.example/p/{i % 200}?utm_source=google&utm_medium=cpc",
+        "referrer": "https://www.google.com/",
+        "properties": {"item_id": f"p{i % 200}", "price": 19.9},
+    } for i in range(n)]
+
+
+def _segment(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"batch": [{
+        "type": "track", "event": e["event"], "messageId": e["event_id"], "anonymousId": e["visitor_id"],
+        "timestamp": e["ts"], "properties": e["properties"],
+        "context": {"page": {"url": e["url"], "referrer": e["referrer"]},
+                    "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36"},
+    } for e in batch]}
+
+
+async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency: int, rate: float | None,
+                 prefix: str) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    acknowledged = 0
+    sequence = 0
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    deadline = time.perf_counter() + seconds
+
+    async def one(client: httpx.AsyncClient, n: int) -> None:
+        nonlocal acknowledged
+        events = _events(batch, f"{prefix}{n}")
+        native = n % 2 == 0
+        t = time.perf_counter()
+        reply = await client.post(
+            "/api/collect" if native else "/v1/batch",
+            content=json.dumps({"batch": events} if native else _segment(events)),
+            headers={"Authorization": f"Bearer {key}" if native else auth, "Content-Type": "application/json"},
+        )
+        latencies.append(time.perf_counter() - t)
+        if reply.status_code == 200:
+            acknowledged += batch
+
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=concurrency)) as c:
+        started = time.perf_counter()
+        if rate is None:
+            async def worker() -> None:
+                nonlocal sequence
+                while time.perf_counter() < deadline:
+                    sequence += 1
+                    await one(c, sequence)
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        else:
+            interval, tasks = batch / rate, []
+            while time.perf_counter() < deadline:
+                sequence += 1
+                tasks.append(asyncio.create_task(one(c, sequence)))
+                await asyncio.sleep(max(0.0, started + sequence * interval - time.perf_counter()))
+            await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"acknowledged": acknowledged, "seconds": elapsed, "events_per_s": acknowledged / elapsed,
+            "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+            "requests": len(latencies)}
+
+
+def client_main(args: argparse.Namespace) -> None:
+    saturated = asyncio.run(_drive(args.url, args.key, seconds=args.seconds, batch=args.batch,
+                                   concurrency=args.concurrency, rate=None, prefix="s"))
+    steady = asyncio.run(_drive(args.url, args.key, seconds=args.steady_seconds, batch=10, concurrency=32,
+                                rate=1000.0, prefix="r"))
+    print(json.dumps({"saturated": saturated, "steady": steady}))
+
+
+def ceiling(events: int, batch: int, folder: Path) -> float:
+    """Events per second inserting the same canonical events straight into DuckDB, `batch` at a time."""
+    import pyarrow as pa
+
+    from keystep.backends.duckdb import DuckDBBackend, event_arrow_schema
+
+    rows = _events(events, "c")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    canonical = [{**{f.name: None for f in event_arrow_schema()}, "project": "bench", "event_id": r["event_id"],
+                  "ts": datetime.fromisoformat(r["ts"]).replace(tzinfo=None), "received_at": now,
+                  "event": r["event"], "visitor_id": r["visitor_id"], "url": r["url"], "referrer": r["referrer"],
+                  "properties": json.dumps(r["properties"])} for r in rows]
+    with DuckDBBackend(folder / "ceiling.duckdb") as store:
+        started = time.perf_counter()
+        for i in range(0, len(canonical), batch):
+            store.insert_events(pa.Table.from_pylist(canonical[i:i + batch], schema=event_arrow_schema()))
+        return events / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--steady-seconds", type=float, default=10)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
+
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from collector.server import Server, make_site, stored
+
+    with tempfile.TemporaryDirectory() as tmp:
+        site = make_site(Path(tmp))
+        server = Server(site)
+        try:
+            out = subprocess.run(
+                [sys.executable, __file__, "--client", "--url", server.url, "--key", site.write_key,
+                 "--seconds", str(args.seconds), "--steady-seconds", str(args.steady_seconds),
+                 "--batch", str(args.batch), "--concurrency", str(args.concurrency)],
+                check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""},
+            )
+        finally:
+            server.stop()
+        result = json.loads(out.stdout)
+        total = stored(site, "SELECT count(*) AS n FROM events")[0]["n"]
+        raw = ceiling(max(100_000, result["saturated"]["acknowledged"] // 2), CEILING_BATCH, Path(tmp))
+    s, r = result["saturated"], result["steady"]
+    acknowledged = s["acknowledged"] + r["acknowledged"]
+    print(f"saturated ({args.concurrency} connections, {args.batch}-event requests, native and Segment):")
+    print(f"  {s['events_per_s']:,.0f} events/s sustained over {s['seconds']:.0f} s; "
+          f"request p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms")
+    print(f"steady 1,000 events/s (10-event requests): p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+    print(f"ceiling (DuckDB insert of the same events, {CEILING_BATCH:,} per insert): {raw:,.0f} events/s")
+    print(f"ratio keystep serve / ceiling: {s['events_per_s'] / raw:.2f}")
+    print(f"stored {total:,} of {acknowledged:,} acknowledged events")
+    if total != acknowledged:
+        raise SystemExit("stored events differ from acknowledged ones")
+
+
+if __name__ == "__main__":
+    main()

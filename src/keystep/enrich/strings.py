@@ -1,0 +1,141 @@
+"""Every text value of an event made storable: valid Unicode, no NUL bytes, bounded lengths.
+
+What a client sends can hold anything JSON can: lone UTF-16 surrogates (``"\\ud800"``, which no UTF-8
+encoder accepts and DuckDB rejects), NUL bytes, megabyte-long strings, thousands of properties. This step
+rewrites, in place:
+
+- the top-level text values of the event (the canonical text columns such as ``event``, ``url``,
+  ``utm_source``, and the request facts such as ``user_agent``);
+- inside ``properties`` (a JSON text is parsed first when it holds an object), recursively through nested
+  objects and lists: every key and every string value.
+
+Each text: NUL characters are removed; surrogates that form a valid UTF-16 pair are joined into their
+character and lone surrogates become U+FFFD (the replacement character); then the text is truncated to
+its limit, with a warning note:
+
+- ``EVENT_NAME_LIMIT`` (200 characters): ``event`` and ``original_event``;
+- ``URL_LIMIT`` (4,000): ``url`` and ``referrer``;
+- ``TEXT_LIMIT`` (2,000): every other top-level text and every property string value;
+- ``PROPERTY_KEY_LIMIT`` (200): every property key, at every depth (a key that collides with an
+  earlier one once cleaned is dropped, with a note);
+- ``MAX_PROPERTIES`` (500): keys of one object; later keys are dropped with one note per object;
+- ``MAX_DEPTH`` (32): objects and lists nested deeper than this inside ``properties`` become null, with a
+  note (it also keeps the recursion far from Python's limit).
+
+Any other object or list (a value no column takes, which the column checks reject) is cleaned like a
+property value; other non-text values are left for the column checks (`check_columns`) to judge.
+Limits count characters (code points), not bytes. At most ``MAX_NOTES`` (20) notes are written per
+event, then one note saying how many more there were. Fixing characters is silent; only truncation and
+dropping are noted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from keystep.collector.pipeline import Context, Drop, Incoming
+
+EVENT_NAME_LIMIT = 200
+PROPERTY_KEY_LIMIT = 200
+TEXT_LIMIT = 2_000
+URL_LIMIT = 4_000
+MAX_PROPERTIES = 500
+MAX_DEPTH = 32
+MAX_NOTES = 20
+
+COLUMN_LIMITS: Mapping[str, int] = {
+    "event": EVENT_NAME_LIMIT,
+    "original_event": EVENT_NAME_LIMIT,
+    "url": URL_LIMIT,
+    "referrer": URL_LIMIT,
+}
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` without NUL characters and with every lone surrogate replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if _SURROGATE.search(text):
+        # UTF-16 with surrogatepass writes each surrogate as its code unit; decoding joins valid pairs
+        # and turns every unpaired unit into U+FFFD.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def clean_strings(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
+    found: list[str] = []
+    for name, value in event.items():
+        if name == "properties":
+            continue
+        if isinstance(value, str):
+            event[name] = _fit(clean_text(value), COLUMN_LIMITS.get(name, TEXT_LIMIT), name, found)
+        elif isinstance(value, Mapping | list | tuple):  # no column takes one; cleaned for the rejection
+            event[name] = _clean_value(value, name, 1, found)
+    properties = event.get("properties")
+    if isinstance(properties, str):
+        parsed = _json_object(clean_text(properties))
+        if parsed is None:  # not an object: left to check_columns, characters fixed
+            event["properties"] = clean_text(properties)
+        properties = parsed
+    if isinstance(properties, Mapping):
+        event["properties"] = _clean_object(properties, "properties", 1, found)
+    elif isinstance(properties, list | tuple):
+        event["properties"] = _clean_value(properties, "properties", 1, found)
+    notes.extend(found[:MAX_NOTES])
+    if len(found) > MAX_NOTES:
+        notes.append(f"{len(found) - MAX_NOTES} more values truncated or dropped")
+    return event
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _fit(text: str, limit: int, where: str, found: list[str]) -> str:
+    if len(text) <= limit:
+        return text
+    found.append(f"{where}: truncated from {len(text)} to {limit} characters")
+    return text[:limit]
+
+
+def _clean_object(value: Mapping[Any, Any], where: str, depth: int, found: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    items = list(value.items())
+    if len(items) > MAX_PROPERTIES:
+        found.append(f"{where}: {len(items) - MAX_PROPERTIES} keys beyond the first {MAX_PROPERTIES} dropped")
+        items = items[:MAX_PROPERTIES]
+    for raw_key, item in items:
+        key = clean_text(raw_key if isinstance(raw_key, str) else str(raw_key))
+        key = _fit(key, PROPERTY_KEY_LIMIT, f"{where} key {_label(key)}", found)
+        path = f"{where}.{_label(key)}"
+        if key in out:
+            found.append(f"{path}: a second key with this name once cleaned; dropped")
+            continue
+        out[key] = _clean_value(item, path, depth, found)
+    return out
+
+
+def _clean_value(value: Any, where: str, depth: int, found: list[str]) -> Any:
+    if isinstance(value, str):
+        return _fit(clean_text(value), TEXT_LIMIT, where, found)
+    if isinstance(value, Mapping | list | tuple):
+        if depth >= MAX_DEPTH:
+            found.append(f"{where}: nested deeper than {MAX_DEPTH} levels; set to null")
+            return None
+        if isinstance(value, Mapping):
+            return _clean_object(value, where, depth + 1, found)
+        return [_clean_value(item, f"{where}[{i}]", depth + 1, found) for i, item in enumerate(value)]
+    return value
+
+
+def _label(key: str) -> str:
+    return key if len(key) <= 40 else key[:37] + "..."
