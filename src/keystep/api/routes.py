@@ -17,6 +17,7 @@ from fastapi import Query as Param
 from starlette.concurrency import run_in_threadpool
 
 from keystep.analysis.conversions import run_conversions
+from keystep.analysis.experiments import run_experiment
 from keystep.analysis.funnels import run_funnel
 from keystep.analysis.micro_macro import run_micro_macro
 from keystep.analysis.suggest import compute_suggestions
@@ -24,6 +25,7 @@ from keystep.analysis.time_to_convert import run_time_to_convert
 from keystep.backends.base import Backend
 from keystep.collector import keys
 from keystep.conversions.definitions import Definitions, FunnelMode, Unit, adhoc_funnel, parse_duration
+from keystep.experiments.definitions import Method
 from keystep.query import Granularity, Query
 from keystep.serialize import to_data
 
@@ -68,6 +70,13 @@ def add_query_routes(app: FastAPI, backend: Reader, definitions: Callable[[], De
             raise HTTPException(404, str(exc.args[0]) if exc.args else str(exc)) from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @app.get("/api/v1/experiments/{key}", tags=["query"])
+    async def experiment(q: Q, key: str, method: Method | None = None) -> Any:
+        """An experiment's analysis: SRM check, per metric and variant the effect (`keystep experiment analyze`)."""
+        defs = definitions()
+        return await answer(lambda: run_experiment(backend(), defs, key, q.with_(unit=defs.experiment(key).unit),
+                                                   method=method))
 
     @app.get("/api/v1/conversions", tags=["query"])
     async def conversions(q: Q, by: Granularity | None = None, goal: Annotated[list[str] | None, Param()] = None

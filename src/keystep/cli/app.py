@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from keystep.cli import conversions, demo, funnels, importing, init, micro_macro, projects, report, serve
+from keystep.cli import conversions, demo, experiments, funnels, importing, init, micro_macro, projects, report, serve
 from keystep.cli.common import fit_terminal
+from keystep.cli.stats import stats as stats_commands
 
 app = typer.Typer(
     name="keystep",
@@ -34,6 +35,8 @@ app.command("report")(report.report)
 app.command("serve")(serve.serve)
 app.add_typer(projects.projects, name="project")
 app.add_typer(projects.key_commands, name="key")
+app.add_typer(experiments.experiments, name="experiment")
+app.add_typer(stats_commands, name="stats")
 
 
 def main() -> None:

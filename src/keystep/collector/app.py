@@ -13,13 +13,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from starlette.concurrency import run_in_threadpool
 
 from keystep.backends.duckdb import DuckDBBackend
@@ -27,16 +29,33 @@ from keystep.collector import keys
 from keystep.collector.body import BodyError, inflate, read_body
 from keystep.collector.ingest import compute_record, default_steps, response_body
 from keystep.collector.metrics import Metrics
-from keystep.collector.pipeline import Context, Step
+from keystep.collector.pipeline import Context, Outcome, Step
 from keystep.collector.spool import Spool, SpoolClosed, SpoolOverloaded
-from keystep.collector.wire import Reply, Route, WireError
+from keystep.collector.wire import Parsed, Reply, Route, WireError, bearer
 from keystep.collector.wire import Request as WireRequest
+from keystep.collector.wire import ga4 as ga4_format
+from keystep.collector.wire import mixpanel as mixpanel_format
 from keystep.collector.wire import native as native_format
+from keystep.collector.wire import posthog as posthog_format
+from keystep.collector.wire import segment as segment_format
+from keystep.collector.wire import snowplow as snowplow_format
+from keystep.collector.wire import umami as umami_format
 from keystep.collector.writer import Writer
-from keystep.conversions.definitions import Definitions
+from keystep.conversions.definitions import Definitions, Unit
+from keystep.enrich.cookieless import SaltStore, salt_day
+from keystep.experiments.exposures import exposure_event, variant_for
 
 RETRY_AFTER_S = 2
-WIRE_FORMATS: tuple[tuple[Route, ...], ...] = (native_format.ROUTES,)
+WIRE_FORMATS: tuple[tuple[Route, ...], ...] = (native_format.ROUTES, segment_format.ROUTES, posthog_format.ROUTES,
+                                               snowplow_format.ROUTES, umami_format.ROUTES, mixpanel_format.ROUTES,
+                                               ga4_format.ROUTES)
+
+
+class Assignment(BaseModel):
+    experiment: str
+    unit_id: str = PydanticField(min_length=1, max_length=200)
+    record: bool = True
+    key: str | None = None
 
 
 @dataclass
@@ -75,15 +94,17 @@ def _now() -> datetime:
 
 
 def _daily_salt(directory: Path) -> Callable[[datetime], bytes]:
-    try:
-        from keystep.enrich.cookieless import SaltStore  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return lambda _: b""
+    """Today's cookieless salt; yesterday's and older are purged once a day (48 h retention)."""
     store = SaltStore(directory)
+    today: dict[date, bytes] = {}
 
     def salt(now: datetime) -> bytes:
-        store.purge(now)
-        return bytes(store.salt_for(now.date()))
+        day = salt_day(now)
+        if day not in today:
+            store.purge(now)
+            today.clear()
+            today[day] = store.salt_for(day)
+        return today[day]
 
     return salt
 
@@ -143,21 +164,59 @@ def create_app(settings: Settings) -> FastAPI:
             app.add_api_route(route.path, _ingest_endpoint(route, state), methods=list(route.methods),
                               tags=["collect"], name=route.name or route.path, include_in_schema=True)
 
+    @app.post("/api/v1/assign", tags=["experiments"])
+    async def assign(request: Request, body: Assignment) -> Response:
+        """The variant a unit sees in an experiment (GrowthBook-compatible hashing), recorded as its exposure
+        unless `record` is false. Authenticated with the project's write key, as browsers call it."""
+        c = state["c"]
+        try:
+            experiment = c.settings.definitions.experiment(body.experiment)
+        except KeyError as exc:
+            return _error(404, str(exc.args[0]))
+        variant = variant_for(experiment, body.unit_id)
+        recorded = False
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        key = bearer(headers) or headers.get("x-keystep-key") or body.key
+        if variant is not None and body.record:
+            event = exposure_event(experiment, body.unit_id, variant, user=experiment.unit is Unit.USER)
+            accepted = await _accept(c, "/api/v1/assign", Parsed([event], write_key=key), request, headers)
+            if isinstance(accepted, _Refusal):
+                return _error(accepted.status, accepted.message, **accepted.headers)
+            recorded = bool(accepted.accepted)
+        return JSONResponse({"experiment": experiment.key, "unit_id": body.unit_id, "variant": variant,
+                             "in_experiment": variant is not None, "recorded": recorded})
+
     from keystep.api.routes import add_query_routes
 
     add_query_routes(app, lambda: state["c"].backend, lambda: state["c"].settings.definitions)
     return app
 
 
+def _browser_agent(header: str | None) -> str | None:
+    """The request's User-Agent stands for its events only when a browser sent it: a server-side SDK's
+    (`analytics-python/2.3`, `python-httpx`) says nothing about the visitor and must not mark its events
+    as bots. Server SDKs pass the visitor's user agent in the payload instead."""
+    return header if header and header.startswith("Mozilla/") else None
+
+
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _failure(route: Route, status: int, message: str, **headers: str) -> Response:
+    """An error reply in the route's own form when its clients need one (Mixpanel's read `status`)."""
+    if route.fail is None:
+        return _error(status, message, **headers)
+    response = _reply(route.fail(status, message))
+    response.headers.update(headers)
+    return response
 
 
 def _ingest_endpoint(route: Route, state: dict[str, Collector]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         c = state.get("c")
         if c is None or not c.accepting:
-            return _error(503, "shutting down", **{"Retry-After": str(RETRY_AFTER_S)})
+            return _failure(route, 503, "shutting down", **{"Retry-After": str(RETRY_AFTER_S)})
         started = time.perf_counter()
         response = await _ingest(c, route, request)
         c.metrics.requests.labels(route.path, str(response.status_code)).inc()
@@ -173,7 +232,7 @@ async def _ingest(c: Collector, route: Route, request: Request) -> Response:
     try:
         body = inflate(await read_body(headers, request.stream()), headers)
     except BodyError as exc:
-        return _error(exc.status, exc.message)
+        return _failure(route, exc.status, exc.message)
     form: dict[str, str] = {}
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -181,33 +240,11 @@ async def _ingest(c: Collector, route: Route, request: Request) -> Response:
     try:
         parsed = route.parse(wire_request)
     except WireError as exc:
-        return _error(400, str(exc))
-    if not parsed.write_key:
-        return _error(401, "no write key: send the project's write key")
-    kind = keys.key_kind(parsed.write_key)
-    if kind is keys.KeyKind.READ:
-        return _error(403, "a read key cannot send events; use the project's write key")
-    project = await run_in_threadpool(keys.find_project, c.backend, parsed.write_key, keys.KeyKind.WRITE)
-    if project is None:
-        return _error(401, "unknown or revoked write key")
-    received_at = _now()
-    context = Context(
-        project=project, received_at=received_at, route=route.path,
-        ip=request.client.host if request.client else None, user_agent=headers.get("user-agent"),
-        sent_at=parsed.sent_at, salt=c.salt(received_at),
-    )
-    ingested = await run_in_threadpool(compute_record, parsed, context, c.steps)
-    outcome = ingested.outcome
-    if ingested.record is not None:
-        try:
-            future = c.spool.append(ingested.record)
-        except (SpoolOverloaded, SpoolClosed) as exc:
-            return _error(503, f"busy, retry later ({exc})", **{"Retry-After": str(RETRY_AFTER_S)})
-        try:
-            await asyncio.wrap_future(future)
-        except OSError as exc:
-            return _error(503, f"could not write the spool ({exc}); nothing was acknowledged",
-                          **{"Retry-After": str(RETRY_AFTER_S)})
+        return _failure(route, 400, str(exc))
+    accepted = await _accept(c, route.path, parsed, request, headers)
+    if isinstance(accepted, _Refusal):
+        return _failure(route, accepted.status, accepted.message, **accepted.headers)
+    outcome = accepted
     m = c.metrics
     m.received.labels(route.path).inc(len(parsed.events))
     if not parsed.validate_only:
@@ -219,6 +256,43 @@ async def _ingest(c: Collector, route: Route, request: Request) -> Response:
         m.warnings.inc(len({i for i, _ in outcome.warnings}))
     reply = route.respond(outcome) if route.respond else Reply(body=response_body(outcome))
     return _reply(reply)
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def _accept(c: Collector, route: str, parsed: Parsed, request: Request,
+                  headers: dict[str, str]) -> Outcome | _Refusal:
+    """Authorize by write key, run the pipeline and wait for the fsync of the spool record."""
+    if not parsed.write_key:
+        return _Refusal(401, "no write key: send the project's write key")
+    if keys.key_kind(parsed.write_key) is keys.KeyKind.READ:
+        return _Refusal(403, "a read key cannot send events; use the project's write key")
+    project = await run_in_threadpool(keys.find_project, c.backend, parsed.write_key, keys.KeyKind.WRITE)
+    if project is None:
+        return _Refusal(401, "unknown or revoked write key")
+    received_at = _now()
+    context = Context(
+        project=project, received_at=received_at, route=route,
+        ip=request.client.host if request.client else None, user_agent=_browser_agent(headers.get("user-agent")),
+        sent_at=parsed.sent_at, salt=c.salt(received_at),
+    )
+    ingested = await run_in_threadpool(compute_record, parsed, context, c.steps)
+    if ingested.record is not None:
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
+        try:
+            future = c.spool.append(ingested.record)
+        except (SpoolOverloaded, SpoolClosed) as exc:
+            return _Refusal(503, f"busy, retry later ({exc})", retry)
+        try:
+            await asyncio.wrap_future(future)
+        except OSError as exc:
+            return _Refusal(503, f"could not write the spool ({exc}); nothing was acknowledged", retry)
+    return ingested.outcome
 
 
 def _wire_request(request: Request, body: bytes, headers: dict[str, str], form: dict[str, str]) -> WireRequest:

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+if TYPE_CHECKING:
+    from keystep.experiments.definitions import Experiment
 
 DEFAULT_PATH = Path("keystep.yaml")
 
@@ -131,6 +134,7 @@ class Funnel:
 class Definitions:
     goals: tuple[Goal, ...] = ()
     funnels: tuple[Funnel, ...] = ()
+    experiments: tuple[Experiment, ...] = ()
     timezone: str = "UTC"
     session_timeout: timedelta = timedelta(minutes=30)
     source: str = "<memory>"
@@ -154,6 +158,13 @@ class Definitions:
     @property
     def macro(self) -> tuple[Goal, ...]:
         return tuple(g for g in self.goals if g.kind is Kind.MACRO)
+
+    def experiment(self, key: str) -> Experiment:
+        for e in self.experiments:
+            if e.key == key:
+                return e
+        defined = ", ".join(e.key for e in self.experiments) or "none"
+        raise KeyError(f"no experiment named {key!r}; defined: {defined}")
 
     def step(self, name: str) -> Step:
         """A step by goal name, else by event name."""
@@ -267,7 +278,16 @@ def parse_definitions(text: str, source: str = "<memory>") -> Definitions:
     if not isinstance(funnels_raw, dict):
         raise loc.error("funnels", "expected a mapping of funnel name to its definition")
     funnels = tuple(_funnel(loc, partial, name, spec) for name, spec in funnels_raw.items())
-    return Definitions(goals=goals, funnels=funnels, timezone=timezone, session_timeout=timeout, source=source)
+
+    from keystep.experiments.definitions import parse_experiment  # experiments are built from goals
+
+    experiments_raw = data.get("experiments") or {}
+    if not isinstance(experiments_raw, dict):
+        raise loc.error("experiments", "expected a mapping of experiment key to its definition")
+    by_name = {g.name: g for g in goals}
+    experiments = tuple(parse_experiment(loc, by_name, key, spec) for key, spec in experiments_raw.items())
+    return Definitions(goals=goals, funnels=funnels, experiments=experiments, timezone=timezone,
+                       session_timeout=timeout, source=source)
 
 
 def _known_keys(loc: _Located, data: Mapping[str, Any], path: str, allowed: set[str]) -> None:

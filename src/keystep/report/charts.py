@@ -16,7 +16,7 @@ MACRO_COLOR = "#c2410c"
 MICRO_COLOR = "#2563eb"
 SECONDARY_COLOR = "#0d9488"
 SEGMENT_COLORS = ("#2563eb", "#c2410c", "#0d9488", "#7c3aed", "#ca8a04", "#db2777", "#4b5563")
-_LAYOUT = {
+LAYOUT = {
     "template": "plotly_white",
     "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
     "font": {"family": "system-ui, sans-serif", "size": 13},
@@ -50,7 +50,7 @@ def rates_chart(report: ConversionReport) -> go.Figure:
         },
         hovertemplate="%{x}: %{y:.2f}%<extra></extra>",
     ))
-    fig.update_layout(title=f"Conversion rate per {report.unit.value} (95% interval)", yaxis_title="%", **_LAYOUT)
+    fig.update_layout(title=f"Conversion rate per {report.unit.value} (95% interval)", yaxis_title="%", **LAYOUT)
     return fig
 
 
@@ -73,7 +73,7 @@ def trend_chart(report: ConversionReport) -> go.Figure:
         ))
     period = report.granularity.value if report.granularity else "period"
     fig.update_layout(title=f"Conversion rate per {period} (a {report.unit.value} counts on its first day)",
-                      yaxis_title="%", **_LAYOUT)
+                      yaxis_title="%", **LAYOUT)
     return fig
 
 
@@ -90,7 +90,7 @@ def _funnel_trace(table: FunnelTable, name: str, color: str) -> go.Funnel:
 def funnel_chart(result: FunnelResult) -> go.Figure:
     """Units per step, over all units."""
     fig = go.Figure(_funnel_trace(result.total, "all", MICRO_COLOR))
-    fig.update_layout(title=f"Funnel {result.funnel} ({result.mode.value}, per {result.unit.value})", **_LAYOUT)
+    fig.update_layout(title=f"Funnel {result.funnel} ({result.mode.value}, per {result.unit.value})", **LAYOUT)
     return fig
 
 
@@ -108,7 +108,7 @@ def funnel_segments_chart(result: FunnelResult) -> go.Figure:
             hovertemplate=f"{seg.segment}: " + "%{y:.1f}%<extra></extra>",
         ))
     fig.update_layout(title=f"Step conversion by {result.breakdown} (▲▼: differs from the rest, Holm 5%)",
-                      yaxis_title="% from the previous step", barmode="group", **_LAYOUT)
+                      yaxis_title="% from the previous step", barmode="group", **LAYOUT)
     return fig
 
 
@@ -131,7 +131,7 @@ def lift_chart(result: MicroMacroResult) -> go.Figure:
     fig.add_vline(x=1, line_dash="dash", line_color="#6b7280")
     fig.update_xaxes(type="log", title=f"{result.macro_label} rate with ÷ without (log scale)")
     fig.update_layout(title=f"Which micro conversions lead to {result.macro_label} (per {result.unit.value})",
-                      **_LAYOUT)
+                      **LAYOUT)
     return fig
 
 
@@ -151,5 +151,5 @@ def time_to_convert_chart(result: TimeToConvertResult) -> go.Figure:
     fig.update_xaxes(type="log", title=f"minutes since {result.start_label} (log scale)")
     fig.update_layout(title=f"Time to convert: {result.start_label} → {result.end_label} "
                             f"(per {result.unit.value}; not yet converted = censored)",
-                      yaxis_title="% converted", **_LAYOUT)
+                      yaxis_title="% converted", **LAYOUT)
     return fig

@@ -34,7 +34,7 @@ th { background: #f9fafb; } .group td { background: #f3f4f6; font-weight: 600; t
 """
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
@@ -46,7 +46,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequen
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _figure(fig: go.Figure) -> str:
+def figure(fig: go.Figure) -> str:
     return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
 
 
@@ -64,7 +64,7 @@ def _conversions(report: ConversionReport) -> str:
             ])
     header = ("Goal", f"Eligible {report.unit.value}s", "Converted", "Rate", "95% interval", "Actions / unit",
               "Value", "Value / conversion")
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def _funnel(result: FunnelResult) -> str:
@@ -72,7 +72,7 @@ def _funnel(result: FunnelResult) -> str:
               percent(s.conversion_from_previous) if s.step > 1 else "",
               f"{s.drop_off:,} ({percent(s.drop_off_rate)})" if s.step > 1 else "",
               duration(s.median_seconds), duration(s.p90_seconds)] for s in result.total.steps]
-    out = [_table(("Step", "Units", "From start", "From previous", "Drop-off", "Median time", "p90 time"), steps)]
+    out = [table(("Step", "Units", "From start", "From previous", "Drop-off", "Median time", "p90 time"), steps)]
     if result.segments:
         rows, classes = [], []
         for seg in result.segments:
@@ -81,7 +81,7 @@ def _funnel(result: FunnelResult) -> str:
             rows.append([seg.segment, f"{t.entered:,}", f"{t.converted:,}", percent(t.rate.estimate),
                          interval(t.rate), percent(seg.rest_rate.estimate), p_value(seg.adjusted_p), flag])
             classes.append(seg.direction.value if seg.significant else "")
-        out.append(_table((str(result.breakdown), "Entered", "Converted", "Rate", "95% interval", "Rest",
+        out.append(table((str(result.breakdown), "Entered", "Converted", "Rate", "95% interval", "Rest",
                            "adj. p (Holm)", "vs rest"), rows, classes))
     return "".join(out)
 
@@ -93,9 +93,9 @@ def _time_to_convert(result: TimeToConvertResult) -> str:
                  for q in g.quantiles]
     counts = (f"{g.started:,} {result.unit.value}s started the clock; {g.converted:,} converted, "
               f"{g.censored:,} not yet (censored); {g.macro_first:,} converted before any micro step.")
-    milestones = _table(("within", *(duration(m.seconds) for m in g.milestones)),
+    milestones = table(("within", *(duration(m.seconds) for m in g.milestones)),
                         [["converted", *(percent(m.converted) for m in g.milestones)]])
-    return (f"<p>{escape(counts)}</p>" + _table(("Quantile", "Time", "95% interval"), quantiles) + milestones)
+    return (f"<p>{escape(counts)}</p>" + table(("Quantile", "Time", "95% interval"), quantiles) + milestones)
 
 
 def _micro_macro(result: MicroMacroResult) -> str:
@@ -105,13 +105,13 @@ def _micro_macro(result: MicroMacroResult) -> str:
         rows.append([e.label, percent(e.frequency), percent(e.did.rate), percent(e.did_not.rate), lift,
                      percent(e.preceded_share), duration(e.lag_median_s), number(e.value_per_unit)])
     currency = f" ({result.currency})" if result.currency else ""
-    return _table(("Micro goal", "Did it", f"{result.macro_label} rate with", "without", "Lift (95%)",
+    return table(("Micro goal", "Did it", f"{result.macro_label} rate with", "without", "Lift (95%)",
                    "Precedes", "Median lag", f"Value / unit{currency}"), rows)
 
 
 def _suggestions(result: SuggestResult) -> str:
     rows = [[f"{s.rank}. {s.label}", number(s.score, 3), s.reason] for s in result.recommended]
-    return _table(("Recommended micro conversion", "Score", "Why"), rows) + (
+    return table(("Recommended micro conversion", "Score", "Why"), rows) + (
         f'<p class="note">{escape(result.rule)}</p>')
 
 
@@ -120,29 +120,34 @@ def render_report(overview: Overview, *, title: str, generated: datetime) -> str
     c = overview.conversions
     span = f"{c.start or 'first event'} to {c.end or 'last event'} ({c.timezone})"
     sections = [
-        ("Macro and micro conversions", _figure(charts.rates_chart(c)) + _conversions(c)),
-        ("Trend", _figure(charts.trend_chart(overview.trend))),
+        ("Macro and micro conversions", figure(charts.rates_chart(c)) + _conversions(c)),
+        ("Trend", figure(charts.trend_chart(overview.trend))),
     ]
     if overview.funnel is not None:
         f = overview.funnel
-        body = _figure(charts.funnel_chart(f))
+        body = figure(charts.funnel_chart(f))
         if f.segments:
-            body += _figure(charts.funnel_segments_chart(f))
+            body += figure(charts.funnel_segments_chart(f))
         sections.append((f"Funnel: {f.funnel}", body + _funnel(f)))
     if overview.time_to_convert is not None:
         t = overview.time_to_convert
-        sections.append(("Time to convert", _figure(charts.time_to_convert_chart(t)) + _time_to_convert(t)))
+        sections.append(("Time to convert", figure(charts.time_to_convert_chart(t)) + _time_to_convert(t)))
     if overview.micro_macro is not None:
         m = overview.micro_macro
         sections.append((f"Micro → macro: what leads to {m.macro_label}",
-                         _figure(charts.lift_chart(m)) + _micro_macro(m)))
+                         figure(charts.lift_chart(m)) + _micro_macro(m)))
     if overview.suggestions is not None:
         sections.append(("Micro conversions worth tracking", _suggestions(overview.suggestions)))
+    return page(title, span, sections, generated)
+
+
+def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]], generated: datetime) -> str:
+    """One self-contained document: plotly.js inline, sections of (heading, HTML)."""
     body = "".join(f"<section><h2>{escape(name)}</h2>{content}</section>" for name, content in sections)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><style>{_STYLE}</style>"
         f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
-        f"<h1>{escape(title)}</h1><p class=\"meta\">{escape(span)} · generated {escape(generated.isoformat())}"
+        f"<h1>{escape(title)}</h1><p class=\"meta\">{escape(subtitle)} · generated {escape(generated.isoformat())}"
         f" by keystep</p>{body}</body></html>\n"
     )

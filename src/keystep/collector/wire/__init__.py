@@ -53,6 +53,7 @@ class Route:
     parse: Callable[[Request], Parsed]
     respond: Callable[[Outcome], Reply] | None = None
     name: str = ""
+    fail: Callable[[int, str], Reply] | None = None  # the error reply (status, message), when clients need their own
 
 
 def reject(item: Any, reason: str) -> Incoming:
