@@ -84,16 +84,15 @@ class DuckDBBackend:
     def insert_events(self, table: pa.Table) -> int:
         staged = table.select([c.name for c in EVENT_COLUMNS]).cast(event_arrow_schema())
         with self._write_lock:
-            before = self._count("events")
             self._con.register("_staged_events", staged)
             try:
-                self._run(
+                inserted = self._run(
                     "INSERT OR IGNORE INTO events SELECT * FROM _staged_events "
                     "QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY received_at) = 1"
                 )
             finally:
                 self._con.unregister("_staged_events")
-            return self._count("events") - before
+            return int(inserted[0][0])  # DuckDB answers an INSERT with the rows it inserted
 
     def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.insert_rows("rejected_events", rows)
@@ -113,7 +112,7 @@ class DuckDBBackend:
                 f"{verb} INTO {table} ({', '.join(names)}) VALUES ({placeholders})",
                 [[row.get(n) for n in names] for row in rows],
             )
-            return self._count(table) - before
+            return self._count(table) - before  # executemany does not report the rows it inserted
 
     def write(self, query: SQL) -> int:
         """A data-changing statement (UPDATE, DELETE) through the one writer; returns the rows changed."""

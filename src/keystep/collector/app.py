@@ -9,6 +9,7 @@ spool record is fsynced before it answers. The writer thread stores spooled reco
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -46,6 +47,7 @@ from keystep.enrich.cookieless import SaltStore, salt_day
 from keystep.experiments.exposures import exposure_event, variant_for
 
 RETRY_AFTER_S = 2
+log = logging.getLogger("keystep.collector")
 WIRE_FORMATS: tuple[tuple[Route, ...], ...] = (native_format.ROUTES, segment_format.ROUTES, posthog_format.ROUTES,
                                                snowplow_format.ROUTES, umami_format.ROUTES, mixpanel_format.ROUTES,
                                                ga4_format.ROUTES)
@@ -86,6 +88,7 @@ class Collector:
     metrics: Metrics
     steps: tuple[Step, ...]
     salt: Callable[[datetime], bytes]
+    write_keys: keys.WriteKeyCache
     accepting: bool = True
 
 
@@ -121,7 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
         writer.drain()  # what the last run acknowledged but did not store
         writer.start()
         state["c"] = Collector(settings, backend, spool, writer, metrics, default_steps(),
-                               _daily_salt(settings.salt_dir))
+                               _daily_salt(settings.salt_dir), keys.WriteKeyCache(backend))
         app.state.collector = state["c"]
         try:
             yield
@@ -241,6 +244,9 @@ async def _ingest(c: Collector, route: Route, request: Request) -> Response:
         parsed = route.parse(wire_request)
     except WireError as exc:
         return _failure(route, 400, str(exc))
+    except Exception as exc:  # a shape the parser did not foresee is bad input too, never a 5xx
+        log.exception("parsing a %s body failed", route.path)
+        return _failure(route, 400, f"could not read the body ({type(exc).__name__}: {exc})")
     accepted = await _accept(c, route.path, parsed, request, headers)
     if isinstance(accepted, _Refusal):
         return _failure(route, accepted.status, accepted.message, **accepted.headers)
@@ -272,7 +278,7 @@ async def _accept(c: Collector, route: str, parsed: Parsed, request: Request,
         return _Refusal(401, "no write key: send the project's write key")
     if keys.key_kind(parsed.write_key) is keys.KeyKind.READ:
         return _Refusal(403, "a read key cannot send events; use the project's write key")
-    project = await run_in_threadpool(keys.find_project, c.backend, parsed.write_key, keys.KeyKind.WRITE)
+    project = await run_in_threadpool(c.write_keys.project, parsed.write_key, time.monotonic())
     if project is None:
         return _Refusal(401, "unknown or revoked write key")
     received_at = _now()

@@ -125,6 +125,26 @@ def find_project(backend: Backend, secret: str, kind: KeyKind) -> str | None:
     return str(rows.rows[0][0]) if rows.rows else None
 
 
+class WriteKeyCache:
+    """Write key → project, looked up in the store at most once per `ttl` seconds per key (every ingest
+    request carries one): a revoked key stops working within `ttl`."""
+
+    def __init__(self, backend: Backend, ttl: float = 5.0) -> None:
+        self.backend = backend
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, str | None]] = {}
+
+    def project(self, secret: str, now: float) -> str | None:
+        hit = self._known.get(secret)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        if len(self._known) > 10_000:  # unknown keys sent at random must not grow it without bound
+            self._known.clear()
+        found = find_project(self.backend, secret, KeyKind.WRITE)
+        self._known[secret] = (now, found)
+        return found
+
+
 def key_kind(secret: str) -> KeyKind | None:
     for kind, prefix in _PREFIX.items():
         if secret.startswith(prefix):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from keystep.events.timestamps import TsFormat
 from keystep.importers.normalize import FieldError, normalize_value, properties_object
 
 Incoming = dict[str, Any]
+log = logging.getLogger("keystep.collector")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,11 @@ def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[S
         notes: list[str] = []
         for step in steps:
             assert not isinstance(event, Drop)
-            event = step(event, context, notes)
+            try:
+                event = step(event, context, notes)
+            except Exception as exc:  # a value no step foresaw: reject this event, never the request
+                log.exception("step %s failed on batch index %d", step.__name__, index)
+                event = Drop("unreadable_event", f"could not read the event ({type(exc).__name__}: {exc})")
             if isinstance(event, Drop):
                 break
         outcome.warnings.extend((index, note) for note in notes)

@@ -104,15 +104,27 @@ def _within(ts: str, start: str, window: str) -> str:
 
 
 def _ordered(flags: list[str], window: str, materialize: bool) -> list[str]:
+    """Every step-1 occurrence is a start; `r{j}` extends the chains that reached step j-1 by one ASOF join
+    to the first step-j occurrence at or after step j-1 (kept only within the window). Only chains that
+    reached step j-1 are joined to step j (a chain that stopped cannot go on), so each join probes
+    fewer rows than the one before; the chains that stopped at step j-1 join the candidates as they
+    are, with level j-1."""
     n = len(flags)
     ctes = [_hits(flags, materialize), *_step_tables(n), "r1 AS (SELECT unit_id, ts AS t1 FROM s1)"]
     for j in range(2, n + 1):
+        chains = f"r{j - 1}" if j == 2 else f"(SELECT * FROM r{j - 1} WHERE t{j - 1} IS NOT NULL)"
         ctes.append(
             f"r{j} AS (SELECT r.*, CASE WHEN {_within('s.ts', 'r.t1', window)} THEN s.ts END AS t{j}"
-            f" FROM r{j - 1} r ASOF LEFT JOIN s{j} s ON r.unit_id = s.unit_id AND s.ts >= r.t{j - 1})"
+            f" FROM {chains} r ASOF LEFT JOIN s{j} s ON r.unit_id = s.unit_id AND s.ts >= r.t{j - 1})"
         )
-    level = " + ".join(["1"] + [f"(t{j} IS NOT NULL)::INTEGER" for j in range(2, n + 1)])
-    ctes.append(_paths(n, f"SELECT *, {level} AS level FROM r{n}"))
+
+    def times(upto: int) -> str:  # t1..tn, NULL beyond step `upto`
+        return ", ".join(f"t{k}" if k <= upto else f"CAST(NULL AS TIMESTAMP) AS t{k}" for k in range(1, n + 1))
+
+    # level j-1: the chains of r{j} that found no step j; level n-1 or n: the chains that got to r{n}
+    stopped = [f"SELECT unit_id, {times(j - 1)}, {j - 1} AS level FROM r{j} WHERE t{j} IS NULL" for j in range(2, n)]
+    last = f"{n - 1} + (t{n} IS NOT NULL)::INTEGER" if n > 1 else "1"
+    ctes.append(_paths(n, " UNION ALL ".join([*stopped, f"SELECT unit_id, {times(n)}, {last} AS level FROM r{n}"])))
     return ctes
 
 

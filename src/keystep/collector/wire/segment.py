@@ -112,7 +112,8 @@ def commerce(event: Incoming, properties: Mapping[str, Any], revenue_keys: tuple
     if mapped is not None:
         event["original_event"] = event["event"]
         event["event"] = mapped
-    keys = revenue_keys + (("total", "value") if event.get("event") in ORDER_EVENTS else ())
+    name = event.get("event")
+    keys = revenue_keys + (("total", "value") if isinstance(name, str) and name in ORDER_EVENTS else ())
     revenue = next((properties[k] for k in keys if properties.get(k) is not None), None)
     if revenue is not None:
         event["revenue"] = revenue
