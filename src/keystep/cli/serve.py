@@ -37,6 +37,7 @@ def serve(
     except DefinitionsError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    app = create_app(Settings(db=db, spool=spool, definitions=definitions, max_pending_bytes=max_pending_mb << 20))
+    app = create_app(Settings(db=db, spool=spool, definitions=definitions, config=config,
+                              max_pending_bytes=max_pending_mb << 20))
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=DRAIN_SECONDS,
                 access_log=False)

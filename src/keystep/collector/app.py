@@ -65,6 +65,7 @@ class Settings:
     db: Path
     spool: Path | None = None  # default: next to the database, `<db>.spool`
     definitions: Definitions = field(default_factory=Definitions)
+    config: Path | None = None  # the definitions file, which the dashboard's editor writes
     max_pending_bytes: int = 512 << 20
     salts: Path | None = None  # default: next to the database, `<db>.salts`
 
@@ -192,6 +193,14 @@ def create_app(settings: Settings) -> FastAPI:
     from keystep.api.routes import add_query_routes
 
     add_query_routes(app, lambda: state["c"].backend, lambda: state["c"].settings.definitions)
+
+    from keystep.web.app import Dashboard, add_dashboard
+
+    def set_definitions(definitions: Definitions) -> None:
+        settings.definitions = definitions
+
+    add_dashboard(app, Dashboard(lambda: state["c"].backend, lambda: settings.definitions, set_definitions,
+                                 lambda: settings.config))
     return app
 
 

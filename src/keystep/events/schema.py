@@ -112,6 +112,27 @@ IDENTITY_COLUMNS: tuple[Column, ...] = (
     Column("source", Kind.TEXT, False, "identify, alias or the event that carried both ids"),
 )
 
+# The dashboard's people, their sessions and read-only share links (tokens stored as SHA-256 hashes).
+USER_COLUMNS: tuple[Column, ...] = (
+    Column("username", Kind.TEXT, True),
+    Column("password_hash", Kind.TEXT, True, "argon2id"),
+    Column("created_at", Kind.TIMESTAMP, True),
+)
+WEB_SESSION_COLUMNS: tuple[Column, ...] = (
+    Column("session_hash", Kind.TEXT, True),
+    Column("username", Kind.TEXT, True),
+    Column("csrf", Kind.TEXT, True, "the session's anti-forgery token, sent back with every form"),
+    Column("created_at", Kind.TIMESTAMP, True),
+    Column("expires_at", Kind.TIMESTAMP, True),
+)
+SHARE_COLUMNS: tuple[Column, ...] = (
+    Column("token_hash", Kind.TEXT, True),
+    Column("path", Kind.TEXT, True, "the dashboard view the link opens, with its query string"),
+    Column("created_by", Kind.TEXT, True),
+    Column("created_at", Kind.TIMESTAMP, True),
+    Column("revoked_at", Kind.TIMESTAMP, False),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Table:
@@ -126,5 +147,8 @@ TABLES: tuple[Table, ...] = (
     Table("projects", PROJECT_COLUMNS, ("project",)),
     Table("keys", KEY_COLUMNS, ("key_id",)),
     Table("identities", IDENTITY_COLUMNS, ("project", "visitor_id", "user_id")),
+    Table("users", USER_COLUMNS, ("username",)),
+    Table("web_sessions", WEB_SESSION_COLUMNS, ("session_hash",)),
+    Table("shares", SHARE_COLUMNS, ("token_hash",)),
 )
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}

@@ -1,0 +1,142 @@
+"""The dashboard's pages (GET, read-only: a share link may open them) and actions (POST, logged in, CSRF).
+
+Each page handler takes the request, the dashboard, the viewer and the URL's filters, runs the analyses
+it shows in a worker thread and renders its template. Empty states say what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from keystep.analysis.conversions import run_conversions
+from keystep.analysis.overview import run_overview
+from keystep.collector import keys
+from keystep.query import Query
+from keystep.report import charts
+from keystep.web import auth
+from keystep.web.app import Dashboard, Viewer
+from keystep.web.views import Filters, Table, chart, conversion_table, find_table, table_csv
+
+Handler = Callable[[Request, Dashboard, Viewer, Filters], Awaitable[Response]]
+Action = Callable[[Request, Dashboard, Viewer, dict[str, str]], Awaitable[Response]]
+
+
+def query_of(dashboard: Dashboard, filters: Filters) -> Query:
+    d = dashboard.definitions()
+    return Query(project=filters.project, start=filters.start, end=filters.end, timezone=d.timezone,
+                 session_timeout=d.session_timeout)
+
+
+def has_events(dashboard: Dashboard, filters: Filters) -> bool:
+    return filters.end is not None
+
+
+def csv_or_page(request: Request, tables: list[Table], render: Callable[[], Response]) -> Response:
+    """`?export=KEY` answers the table KEY as CSV (formula cells neutralized), else the page."""
+    key = request.query_params.get("export")
+    if key is None:
+        return render()
+    table = find_table(tables, key)
+    if table is None:
+        return PlainTextResponse(f"no table {key!r} on this page", status_code=404)
+    return Response(table_csv(table), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{table.key}.csv"'})
+
+
+async def overview(request: Request, dashboard: Dashboard, viewer: Viewer, filters: Filters) -> Response:
+    definitions = dashboard.definitions()
+    if not has_events(dashboard, filters):
+        return dashboard.render("empty.html", request, viewer, filters, title="Overview")
+    if not definitions.goals:
+        return dashboard.render("empty.html", request, viewer, filters, title="Overview", no_goals=True)
+    query = query_of(dashboard, filters)
+
+    def run() -> dict[str, Any]:
+        result = run_overview(dashboard.backend(), definitions, query, breakdown=filters.breakdown or "device_type")
+        previous = filters.previous()
+        before = run_conversions(dashboard.backend(), definitions, query.with_(start=previous[0], end=previous[1])) \
+            if previous and filters.compare else None
+        tables = [conversion_table(result.conversions, before)]
+        shown = [chart("rates", charts.rates_chart(result.conversions)),
+                 chart("trend", charts.trend_chart(result.trend))]
+        if result.funnel is not None:
+            shown.append(chart("funnel", charts.funnel_chart(result.funnel)))
+        return {"tables": tables, "charts": shown, "overview": result}
+
+    data = await run_in_threadpool(run)
+    return csv_or_page(request, data["tables"], lambda: dashboard.render(
+        "overview.html", request, viewer, filters, title="Overview", **data))
+
+
+async def settings(request: Request, dashboard: Dashboard, viewer: Viewer, filters: Filters,
+                   new_key: str | None = None) -> Response:
+    if viewer.shared:
+        return PlainTextResponse("Settings are not shared.", status_code=403)
+
+    def run() -> dict[str, Any]:
+        backend = dashboard.backend()
+        return {"project_list": keys.list_projects(backend), "keys": keys.list_keys(backend)}
+
+    data = await run_in_threadpool(run)
+    host = request.headers.get("host", "localhost:8000")
+    scheme = "https" if request.url.scheme == "https" else "http"
+    return dashboard.render("settings.html", request, viewer, filters, title="Settings", base_url=f"{scheme}://{host}",
+                            new_key=new_key, **data)
+
+
+async def create_key(request: Request, dashboard: Dashboard, viewer: Viewer, form: dict[str, str]) -> Response:
+    try:
+        kind = keys.KeyKind(form.get("kind", "read"))
+        key = await run_in_threadpool(keys.create_key, dashboard.backend(), form.get("project", ""), kind)
+    except (ValueError, keys.ProjectError) as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    # a read key is shown once, in this response: never in a URL, never stored in clear
+    return await settings(request, dashboard, viewer, dashboard.filters(request), new_key=key.secret)
+
+
+async def create_project(request: Request, dashboard: Dashboard, viewer: Viewer, form: dict[str, str]) -> Response:
+    try:
+        await run_in_threadpool(keys.create_project, dashboard.backend(), form.get("name", ""))
+    except keys.ProjectError as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    return RedirectResponse("/settings", status_code=303)
+
+
+async def revoke_key(request: Request, dashboard: Dashboard, viewer: Viewer, form: dict[str, str]) -> Response:
+    try:
+        await run_in_threadpool(keys.revoke_key, dashboard.backend(), form.get("key_id", ""))
+    except keys.ProjectError as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    return RedirectResponse("/settings", status_code=303)
+
+
+async def share(request: Request, dashboard: Dashboard, viewer: Viewer, form: dict[str, str]) -> Response:
+    try:
+        token = await run_in_threadpool(auth.create_share, dashboard.backend(), form.get("path", "/"),
+                                        viewer.username or "")
+    except auth.AuthError as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    return RedirectResponse(f"/shared?token={token}", status_code=303)
+
+
+async def shared_link(request: Request, dashboard: Dashboard, viewer: Viewer, filters: Filters) -> Response:
+    token = request.query_params.get("token", "")
+    return dashboard.render("shared.html", request, viewer, filters, title="Share link", token=token)
+
+
+PAGES: dict[str, Handler] = {
+    "/": overview,
+    "/settings": settings,
+    "/shared": shared_link,
+}
+ACTIONS: dict[str, Action] = {
+    "/settings/keys": create_key,
+    "/settings/projects": create_project,
+    "/settings/keys/revoke": revoke_key,
+    "/share": share,
+}
