@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +21,8 @@ from keystep.conversions.definitions import (
 )
 from keystep.query import Granularity, Query
 from keystep.serialize import dumps
+
+T = TypeVar("T")
 
 console = Console()
 errors = Console(stderr=True)
@@ -62,6 +65,19 @@ def open_store(db: Path, *, must_exist: bool = True) -> DuckDBBackend:
     if must_exist and str(db) != ":memory:" and not db.exists():
         fail(f"no database at {db} (load events with `keystep import FILE` or try `keystep demo`)")
     return DuckDBBackend(db)
+
+
+def run_on_store(db: Path, run: Callable[[DuckDBBackend], T]) -> T:
+    """Open the store, run an analysis on it, close it; an unknown name or a bad value is a clear error."""
+    store = open_store(db)
+    try:
+        return run(store)
+    except KeyError as exc:
+        fail(str(exc.args[0]) if exc.args else str(exc))
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
 
 
 def open_definitions(config: Path) -> Definitions:

@@ -28,7 +28,7 @@ from keystep.cli.common import (
     emit_json,
     fail,
     open_definitions,
-    open_store,
+    run_on_store,
 )
 from keystep.display import interval, number, p_value, percent
 
@@ -63,13 +63,7 @@ def conversions(
         fail(f"{config} defines no goals")
     query = build_query(definitions, project=project, start=start, end=end, tz=tz, unit=unit,
                         breakdown=breakdown, granularity=by)
-    store = open_store(db)
-    try:
-        report = run_conversions(store, definitions, query, goals=goal)
-    except KeyError as exc:
-        fail(str(exc.args[0]) if exc.args else str(exc))
-    finally:
-        store.close()
+    report = run_on_store(db, lambda store: run_conversions(store, definitions, query, goals=goal))
     if as_json:
         emit_json(report)
         return

@@ -24,11 +24,12 @@ from keystep.cli.common import (
     emit_json,
     fail,
     open_definitions,
-    open_store,
+    run_on_store,
 )
-from keystep.conversions.definitions import DefinitionsError, Unit, parse_definitions
+from keystep.conversions.definitions import Definitions, DefinitionsError, Unit, parse_definitions
 from keystep.display import number, p_value, percent
 from keystep.experiments.definitions import Method
+from keystep.query import Query
 
 experiments = typer.Typer(help="Experiments: define them, analyse them, plan them.", no_args_is_help=True)
 
@@ -135,18 +136,8 @@ def analyze(
     the sample-ratio check first. Conversions count only after a unit's first exposure."""
     from keystep.analysis.experiments import run_experiment
 
-    definitions = open_definitions(config)
-    try:
-        experiment = definitions.experiment(key)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    query = build_query(definitions, project=project, start=start, end=end, tz=tz, unit=experiment.unit,
-                        default_unit=Unit.VISITOR)
-    store = open_store(db)
-    try:
-        result = run_experiment(store, definitions, key, query, method=method)
-    finally:
-        store.close()
+    definitions, query = _experiment_query(config, key, project, start, end, tz)
+    result = run_on_store(db, lambda store: run_experiment(store, definitions, key, query, method=method))
     if report is not None:
         from keystep.report.experiments import write_experiment_report
 
@@ -180,23 +171,14 @@ def plan(
 
     if not effect > 0 or not alpha < power < 1:
         fail("--effect must be positive and --power between --alpha and 1")
-    definitions = open_definitions(config)
-    try:
-        experiment = definitions.experiment(key)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    query = build_query(definitions, project=project, start=start, end=end, tz=tz, unit=experiment.unit,
-                        default_unit=Unit.VISITOR)
-    store = open_store(db)
-    try:
-        result = run_plan(store, definitions, key, query, effect=effect, power=power, alpha=alpha)
-    finally:
-        store.close()
+    definitions, query = _experiment_query(config, key, project, start, end, tz)
+    result = run_on_store(db, lambda store: run_plan(store, definitions, key, query, effect=effect, power=power,
+                                                     alpha=alpha))
     if as_json:
         emit_json(result)
         return
     console.print(f"[bold]Plan for {key}[/]: detect {effect:+.0%} (relative) with {power:.0%} power at α = {alpha}; "
-                  f"{result.units_per_day:,.0f} new {experiment.unit.value}s a day "
+                  f"{result.units_per_day:,.0f} new {definitions.experiment(key).unit.value}s a day "
                   f"(observed over {result.observed_days:.0f} days)", highlight=False, soft_wrap=True)
     table = Table(show_edge=False)
     for name in ("metric", "kind", "role", "baseline", "units (fixed)", "days (fixed)", "days (sequential)"):
@@ -206,6 +188,17 @@ def plan(
         table.add_row(c.label, c.kind, c.role, baseline, "–" if c.units_fixed is None else f"{c.units_fixed:,}",
                       number(c.days_fixed, 1), number(c.days_sequential, 1))
     console.print(table)
+
+
+def _experiment_query(config: Path, key: str, project: str | None, start: str | None, end: str | None,
+                      tz: str | None) -> tuple[Definitions, Query]:
+    definitions = open_definitions(config)
+    try:
+        experiment = definitions.experiment(key)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    return definitions, build_query(definitions, project=project, start=start, end=end, tz=tz,
+                                    unit=experiment.unit, default_unit=Unit.VISITOR)
 
 
 def print_experiment(result: Any) -> None:

@@ -28,7 +28,7 @@ from keystep.cli.common import (
     emit_json,
     fail,
     open_definitions,
-    open_store,
+    run_on_store,
 )
 from keystep.conversions.definitions import Unit
 from keystep.display import duration, number, percent
@@ -93,13 +93,8 @@ def time_to_convert(
         default_unit=Unit.VISITOR,
         breakdown=breakdown,
     )
-    store = open_store(db)
-    try:
-        result = run_time_to_convert(store, definitions, query, from_goal=from_goal, to_goal=to_goal)
-    except (KeyError, ValueError) as exc:
-        fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
-    finally:
-        store.close()
+    result = run_on_store(db, lambda store: run_time_to_convert(store, definitions, query, from_goal=from_goal,
+                                                                to_goal=to_goal))
     if as_json:
         emit_json(result)
         return
@@ -221,15 +216,7 @@ def _run_micro_macro(
     )
     if not definitions.micro:
         fail(f"{definitions.source}: no micro goal is defined")
-    store = open_store(db)
-    try:
-        return run_micro_macro(store, definitions, query, macro=macro)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    except ValueError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
+    return run_on_store(db, lambda store: run_micro_macro(store, definitions, query, macro=macro))
 
 
 def _print_group(result: MicroMacroResult, group: MicroMacroGroup) -> None:
