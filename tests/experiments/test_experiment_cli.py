@@ -212,3 +212,28 @@ def test_the_assignment_endpoint_records_one_exposure(tmp_path: Path) -> None:
     assert missing.status_code == 404 and unauthorized.status_code == 401
     exposures = stored(site, "SELECT visitor_id, properties FROM events WHERE event = 'experiment_exposure'")
     assert [(e["visitor_id"], json.loads(e["properties"])["variant"]) for e in exposures] == [("v7", variant_of("v7"))]
+
+
+def test_experiments_are_defined_and_listed_through_the_api(tmp_path: Path) -> None:
+    from collector.server import make_site, serving
+
+    site = make_site(tmp_path, CONFIG)
+    read = {"Authorization": f"Bearer {site.read_key}"}
+    body = {"key": "green_button", "variants": ["control", "green"], "primary": "purchase",
+            "secondary": ["add_to_cart"], "window": "7d"}
+    with serving(site) as server:
+        created = httpx.post(server.url + "/api/v1/experiments", json=body, headers=read)
+        again = httpx.post(server.url + "/api/v1/experiments", json=body, headers=read)
+        bad = httpx.post(server.url + "/api/v1/experiments", json={**body, "key": "other", "primary": "nope"},
+                         headers=read)
+        writer = httpx.post(server.url + "/api/v1/experiments", json={**body, "key": "x"},
+                            headers={"Authorization": f"Bearer {site.write_key}"})
+        listed = httpx.get(server.url + "/api/v1/experiments", headers=read).json()
+        analysed = httpx.get(server.url + "/api/v1/experiments/green_button", headers=read)
+    assert created.status_code == 201 and again.status_code == 422 and "exists already" in again.text
+    assert bad.status_code == 422 and "'nope' is not a goal" in bad.text and "experiments.other.primary" in bad.text
+    assert writer.status_code == 403
+    assert [(e["experiment"], e["variants"]) for e in listed] == [("green_button", ["control", "green"])]
+    assert analysed.status_code == 200 and analysed.json()["units"] == [0, 0]
+    text = site.config.read_text(encoding="utf-8")
+    assert "green_button:" in text and "other:" not in text and text.startswith("# goals of a small shop")

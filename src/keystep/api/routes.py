@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi import Query as Param
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from keystep.analysis.conversions import run_conversions
@@ -24,15 +25,41 @@ from keystep.analysis.suggest import compute_suggestions
 from keystep.analysis.time_to_convert import run_time_to_convert
 from keystep.backends.base import Backend
 from keystep.collector import keys
-from keystep.conversions.definitions import Definitions, FunnelMode, Unit, adhoc_funnel, parse_duration
-from keystep.experiments.definitions import Method
+from keystep.conversions.definitions import (
+    Definitions,
+    DefinitionsError,
+    FunnelMode,
+    Unit,
+    adhoc_funnel,
+    parse_duration,
+)
+from keystep.conversions.editing import add_entry
+from keystep.experiments.definitions import Method, experiment_spec
 from keystep.query import Granularity, Query
 from keystep.serialize import to_data
 
 Reader = Callable[[], Backend]
 
 
-def add_query_routes(app: FastAPI, backend: Reader, definitions: Callable[[], Definitions]) -> None:
+class NewExperiment(BaseModel):
+    """An experiment to add to the definitions file (the same fields as `keystep experiment create`)."""
+
+    key: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+    variants: list[str] = Field(min_length=2)
+    primary: str
+    secondary: list[str] = Field(default_factory=list)
+    guardrails: list[str] = Field(default_factory=list)
+    weights: list[float] = Field(default_factory=list)
+    window: str | None = None
+    method: Method = Method.SEQUENTIAL
+    label: str | None = None
+
+
+Editor = Callable[[Callable[[Any], None]], Definitions]
+
+
+def add_query_routes(app: FastAPI, backend: Reader, definitions: Callable[[], Definitions],
+                     edit: Editor | None = None) -> None:
     def project(authorization: Annotated[str | None, Header()] = None) -> str:
         secret = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else None
         if not secret:
@@ -77,6 +104,29 @@ def add_query_routes(app: FastAPI, backend: Reader, definitions: Callable[[], De
         defs = definitions()
         return await answer(lambda: run_experiment(backend(), defs, key, q.with_(unit=defs.experiment(key).unit),
                                                    method=method))
+
+    @app.get("/api/v1/experiments", tags=["query"])
+    async def experiments(project: Project) -> Any:
+        """The experiments of the definitions file."""
+        return to_data([{"experiment": e.key, "label": e.title, "variants": e.variants, "weights": e.weights,
+                         "unit": e.unit, "method": e.method,
+                         "metrics": [{"metric": m.name, "role": m.role} for m in e.metrics]}
+                        for e in definitions().experiments])
+
+    @app.post("/api/v1/experiments", tags=["query"], status_code=201)
+    async def create_experiment(project: Project, body: NewExperiment) -> Any:
+        """Add an experiment to the definitions file; it is checked with the same errors as the file itself
+        (422, naming the line and field) and nothing is written unless it passes."""
+        if edit is None:
+            raise HTTPException(409, "the server runs without a definitions file (start it with --config)")
+        spec = experiment_spec(body.variants, body.primary, secondary=body.secondary, guardrails=body.guardrails,
+                               weights=[str(w) for w in body.weights], window=body.window, method=body.method,
+                               label=body.label)
+        try:
+            await run_in_threadpool(edit, add_entry("experiments", body.key, spec))
+        except (DefinitionsError, ValueError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"experiment": body.key, "definition": spec}
 
     @app.get("/api/v1/conversions", tags=["query"])
     async def conversions(q: Q, by: Granularity | None = None, goal: Annotated[list[str] | None, Param()] = None

@@ -26,9 +26,10 @@ from keystep.cli.common import (
     open_definitions,
     run_on_store,
 )
-from keystep.conversions.definitions import Definitions, DefinitionsError, Unit, parse_definitions
+from keystep.conversions.definitions import Definitions, DefinitionsError, Unit
+from keystep.conversions.editing import add_entry, edit_definitions
 from keystep.display import number, p_value, percent
-from keystep.experiments.definitions import Method
+from keystep.experiments.definitions import Method, experiment_spec
 from keystep.query import Query
 
 experiments = typer.Typer(help="Experiments: define them, analyse them, plan them.", no_args_is_help=True)
@@ -56,43 +57,15 @@ def create(
 ) -> None:
     """Add an experiment to the definitions file (its comments and layout are kept). The file is checked
     with the new experiment before it is written, with the same errors as any definitions file."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
     if not config.exists():
         fail(f"{config} does not exist (create it with `keystep init`)")
-    data = yaml.load(config.read_text(encoding="utf-8")) or CommentedMap()
-    section = data.get("experiments")
-    if section is None:
-        section = data["experiments"] = CommentedMap()
-    if key in section:
-        fail(f"{config} already defines an experiment {key!r}")
-    spec: dict[str, Any] = {"variants": _split(variants), "primary": primary}
-    for name, value in (("label", label), ("window", window)):
-        if value:
-            spec[name] = value
-    if weights:
-        try:
-            spec["weights"] = [float(w) for w in _split(weights)]
-        except ValueError:
-            fail(f"--weights: expected comma-separated numbers, got {weights!r}")
-    for name, value in (("secondary", secondary), ("guardrails", guardrails)):
-        if value:
-            spec[name] = _split(value)
-    spec["method"] = method.value
-    section[key] = CommentedMap(spec)
-    from io import StringIO
-
-    out = StringIO()
-    yaml.dump(data, out)
-    text = out.getvalue()
     try:
-        parse_definitions(text, str(config))
-    except DefinitionsError as exc:
-        fail(str(exc))
-    config.write_text(text, encoding="utf-8")
+        spec = experiment_spec(_split(variants), primary, secondary=_split(secondary),
+                               guardrails=_split(guardrails), weights=_split(weights), window=window, method=method,
+                               label=label)
+        edit_definitions(config, add_entry("experiments", key, spec))
+    except (DefinitionsError, ValueError) as exc:
+        fail(str(exc) if not isinstance(exc, DefinitionsError) or exc.source else f"{config}: {exc}")
     if as_json:
         emit_json({"experiment": key, "config": str(config), "definition": spec})
         return

@@ -157,3 +157,25 @@ def parse_experiment(loc: Any, goals: dict[str, Goal], key: str, spec: Any) -> E
         targeting=_matchers(loc, spec["targeting"], f"{path}.targeting") if "targeting" in spec else (),
         window=window, method=_enum(loc, Method, spec.get("method", "sequential"), f"{path}.method"),
     )
+
+
+def experiment_spec(variants: list[str], primary: str, *, secondary: list[str] | None = None,
+                    guardrails: list[str] | None = None, weights: list[str] | None = None,
+                    window: str | None = None, method: Method = Method.SEQUENTIAL, label: str | None = None
+                    ) -> dict[str, Any]:
+    """An experiment's entry for the definitions file, from what the CLI or the API was given."""
+    spec: dict[str, Any] = {"variants": variants, "primary": primary}
+    if label:
+        spec["label"] = label
+    if weights:
+        try:
+            spec["weights"] = [float(w) for w in weights]
+        except ValueError:
+            raise ValueError(f"weights: expected numbers, got {weights!r}") from None
+    for name, value in (("secondary", secondary), ("guardrails", guardrails)):
+        if value:
+            spec[name] = value
+    if window:
+        spec["window"] = window
+    spec["method"] = method.value
+    return spec
