@@ -93,7 +93,8 @@ def run(*args: str) -> Any:
 def test_create_keeps_the_file_and_analyze_measures_the_effect(shop: tuple[Path, Path, dict[str, Any]]) -> None:
     db, config, truth = shop
     run("experiment", "create", "green_button", "--variants", "control,green", "--primary", "purchase",
-        "--secondary", "add_to_cart,purchase:value", "--method", "frequentist", "--config", str(config))
+        "--secondary", "add_to_cart,purchase:value,purchase:value/add_to_cart:count", "--method", "frequentist",
+        "--config", str(config))
     text = config.read_text(encoding="utf-8")
     assert text.startswith("# goals of a small shop") and "green_button:" in text  # comments kept
     listed = run("experiment", "list", "--config", str(config), "--json")
@@ -134,6 +135,12 @@ def test_create_keeps_the_file_and_analyze_measures_the_effect(shop: tuple[Path,
     assert any("planned horizon" in w for w in result["warnings"])  # frequentist: the peeking caveat
     value = metrics["purchase:value"]
     assert [a["mean"] for a in value["arms"]] == [40.0 * truth[v]["purchase"] / truth[v]["units"] for v in RATES]
+    # a ratio metric: revenue per cart, Σ revenue ÷ Σ carts after exposure, compared without CUPED
+    ratio = metrics["purchase:value/add_to_cart:count"]
+    per_cart = [40.0 * truth[v]["purchase"] / truth[v]["cart"] for v in RATES]
+    assert [a["mean"] for a in ratio["arms"]] == pytest.approx(per_cart)
+    (ratio_effect,) = ratio["comparisons"]
+    assert not ratio_effect["cuped"] and ratio_effect["effect"] == pytest.approx(per_cart[1] / per_cart[0] - 1)
 
     # the surrogate: the cart change times the historical purchase-rate gap, relative to the control's rate
     (surrogate,) = result["surrogates"]

@@ -26,7 +26,7 @@ experiments:
   button:
     variants: [control, green]
     primary: purchase
-    secondary: [cart, "purchase:value", "cart:count"]
+    secondary: [cart, "purchase:value", "cart:count", "purchase:value/cart:count"]
     window: 2d
 """
 DEFS = parse_definitions(CONFIG)
@@ -68,7 +68,7 @@ def reference(rows: list[dict[str, Any]]) -> dict[int | None, list[float]]:
                 props.get("experiment") or props.get("experiment_id")) == "button" and e["visitor_id"] not in first:
             raw = props.get("variant") or props.get("variation_id")
             first[e["visitor_id"]] = (e["ts"], {"control": 0, "0": 0, "green": 1, "1": 1}.get(raw))
-    out: dict[int | None, list[float]] = defaultdict(lambda: [0.0] * 17)
+    out: dict[int | None, list[float]] = defaultdict(lambda: [0.0] * 20)
     for visitor, (at, variant) in first.items():
         mine = [e for e in events if e["visitor_id"] == visitor]
         after = [e for e in mine if at <= e["ts"] <= at + WINDOW]
@@ -86,6 +86,8 @@ def reference(rows: list[dict[str, Any]]) -> dict[int | None, list[float]]:
         for i in range(4):
             acc[1 + 4 * i: 5 + 4 * i] = [a + b for a, b in zip(acc[1 + 4 * i: 5 + 4 * i],
                                                                  (y[i], y[i] ** 2, x[i], x[i] ** 2), strict=True)]
+        # the ratio (revenue per cart): its denominator z = carts after exposure, and Σz, Σz², Σyz
+        acc[17:20] = [acc[17] + y[3], acc[18] + y[3] ** 2, acc[19] + y[2] * y[3]]
     return dict(out)
 
 
@@ -95,13 +97,15 @@ def test_sums_match_the_reference(rows: list[dict[str, Any]]) -> None:
     backend = DuckDBBackend(":memory:")
     try:
         backend.insert_events(event_table(rows))
-        got: dict[int | None, list[float]] = defaultdict(lambda: [0.0] * 17)
+        got: dict[int | None, list[float]] = defaultdict(lambda: [0.0] * 20)
         for r in backend.execute(build_experiment(EXPERIMENT, Query(project="test"))):
             acc = got[r["variant"]]
             acc[0] += r["n"]
             for i in range(4):
                 for j, col in enumerate(("s", "ss", "x", "xx")):
                     acc[1 + 4 * i + j] += r[f"{col}{i}"]
+            assert (r["s4"], r["ss4"]) == (r["s2"], r["ss2"])  # the ratio's numerator is the value metric
+            acc[17:20] = [acc[17] + r["z4"], acc[18] + r["zz4"], acc[19] + r["yz4"]]
     finally:
         backend.close()
     assert dict(got) == reference(rows)
@@ -119,7 +123,8 @@ def test_srm_is_checked_first_and_effects_come_with_the_configured_method() -> N
     for r in rows:
         key = r["variant"]
         acc = merged.setdefault(key, {"variant": 0 if key == "control" else 1, "day": r["day"], "n": 0,
-                                      **{f"{c}{i}": 0.0 for c in ("s", "ss", "x", "xx", "xy") for i in range(4)}})
+                                      **{f"{c}{i}": 0.0 for c in ("s", "ss", "x", "xx", "xy")
+                                         for i in range(len(EXPERIMENT.metrics))}})
         acc["n"] += 1
         for col in ("s0", "ss0"):
             acc[col] += r[col]

@@ -38,7 +38,7 @@ from keystep.stats.multiple_testing import holm
 from keystep.stats.multiplicity import adjusted_confidence_interval
 from keystep.stats.sequential import compute_sequential_test
 from keystep.stats.srm import SrmResult, compute_srm
-from keystep.stats.sufficient import MeanStats, MetricStats, ProportionStats
+from keystep.stats.sufficient import MeanStats, MetricStats, ProportionStats, RatioStats
 
 ALPHA = 0.05
 
@@ -170,22 +170,35 @@ def compute_surrogates(result: ExperimentResult, history: MicroMacroResult) -> t
 
 @dataclass(frozen=True, slots=True)
 class _Sums:
+    """One metric's sums over some units: y after exposure, x before it, z a ratio's denominator."""
+
     n: int
     s: float
     ss: float
     x: float
     xx: float
     xy: float
+    z: float = 0.0
+    zz: float = 0.0
+    yz: float = 0.0
 
     def __add__(self, other: _Sums) -> _Sums:
         return _Sums(self.n + other.n, self.s + other.s, self.ss + other.ss, self.x + other.x, self.xx + other.xx,
-                     self.xy + other.xy)
+                     self.xy + other.xy, self.z + other.z, self.zz + other.zz, self.yz + other.yz)
 
 
 _ZERO = _Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-def _stats(metric: Metric, sums: _Sums) -> MetricStats:
+def _mean(metric: Metric, sums: _Sums) -> float | None:
+    """The metric per exposed unit, or a ratio's Σ numerator ÷ Σ denominator."""
+    denominator = sums.z if metric.over is not None else sums.n
+    return sums.s / denominator if denominator else None
+
+
+def _stats(metric: Metric, sums: _Sums) -> MetricStats | RatioStats:
+    if metric.over is not None:
+        return RatioStats(MeanStats(sums.n, sums.s, sums.ss), MeanStats(sums.n, sums.z, sums.zz), sums.yz)
     if metric.proportion:
         return ProportionStats(sums.n, sums.s)
     return MeanStats(sums.n, sums.s, sums.ss)
@@ -199,14 +212,14 @@ def _covariate(metric: Metric, sums: _Sums) -> MetricStats:
 
 def _arm(metric: Metric, sums: _Sums, use_cuped: bool) -> Any:
     post = _stats(metric, sums)
-    if not use_cuped:
+    if not use_cuped or isinstance(post, RatioStats):
         return post
     return CovariateStats(post, _covariate(metric, sums), sums.xy)
 
 
 def _compare(metric: Metric, control: _Sums, treatment: _Sums, variant: str, method: Method,
              alpha: float) -> Comparison:
-    use_cuped = all(_covariate(metric, s).variance > 0 for s in (control, treatment))
+    use_cuped = metric.over is None and all(_covariate(metric, s).variance > 0 for s in (control, treatment))
     a, b = _arm(metric, control, use_cuped), _arm(metric, treatment, use_cuped)
     if method is Method.BAYESIAN:
         bayes = compute_bayesian_test(a, b, alpha=alpha)
@@ -242,7 +255,8 @@ def compute_experiment(experiment: Experiment, rows: Iterable[dict[str, Any]], q
             unknown += int(row["n"])
             continue
         by_day[int(row["variant"])][row["day"]] = [
-            _Sums(int(row["n"]), row[f"s{i}"], row[f"ss{i}"], row[f"x{i}"], row[f"xx{i}"], row[f"xy{i}"])
+            _Sums(int(row["n"]), row[f"s{i}"], row[f"ss{i}"], row[f"x{i}"], row[f"xx{i}"], row[f"xy{i}"],
+                  row.get(f"z{i}") or 0.0, row.get(f"zz{i}") or 0.0, row.get(f"yz{i}") or 0.0)
             for i in range(k)
         ]
     totals = [[sum((d[i] for d in days.values()), _ZERO) for i in range(k)] for days in
@@ -251,7 +265,7 @@ def compute_experiment(experiment: Experiment, rows: Iterable[dict[str, Any]], q
     srm = compute_srm(units, experiment.weights)
     results = []
     for i, metric in enumerate(experiment.metrics):
-        arms = tuple(ArmMetric(name, totals[v][i].n, totals[v][i].s / totals[v][i].n if totals[v][i].n else None)
+        arms = tuple(ArmMetric(name, totals[v][i].n, _mean(metric, totals[v][i]))
                      for v, name in enumerate(experiment.variants))
         comparisons = tuple(_compare(metric, totals[0][i], totals[v][i], experiment.variants[v], method, alpha)
                             for v in range(1, len(experiment.variants)))

@@ -11,7 +11,8 @@ experiments:
     unit: visitor                     # visitor | user
     targeting: {where: ["device_type = mobile"]}   # conditions on the exposure event
     primary: purchase                 # a goal: the share of exposed units that converted
-    secondary: [add_to_cart, "purchase:value"]      # GOAL, GOAL:value (value per unit), GOAL:count
+    secondary: [add_to_cart, "purchase:value"]      # GOAL, GOAL:value (value per unit), GOAL:count,
+                                      # or a ratio such as "purchase:value/view_item:count"
     guardrails: ["newsletter_signup"]
     window: 7d                        # conversions counted this long after the first exposure
     method: sequential                # sequential (peeking-safe, default) | frequentist | bayesian
@@ -58,14 +59,15 @@ class Role(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    name: str  # as written: `purchase`, `purchase:value`
+    name: str  # as written: `purchase`, `purchase:value`, `purchase:value/view_item:count`
     goal: Goal
     measure: Measure
     role: Role
+    over: Metric | None = None  # a ratio's denominator: Σ this metric ÷ Σ `over`, per exposed unit
 
     @property
     def proportion(self) -> bool:
-        return self.measure is Measure.CONVERSION
+        return self.measure is Measure.CONVERSION and self.over is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,12 @@ class Experiment:
 
 
 def parse_metric(name: str, goals: dict[str, Goal], role: Role) -> Metric:
-    """`GOAL`, `GOAL:value` or `GOAL:count`; raises ValueError naming what is wrong."""
+    """`GOAL`, `GOAL:value` or `GOAL:count`, or a ratio `NUMERATOR/DENOMINATOR` of two of them (e.g.
+    `purchase:value/view_item:count`, revenue per product view); raises ValueError naming what is wrong."""
+    if "/" in name:
+        numerator, _, denominator = name.partition("/")
+        top, bottom = parse_metric(numerator, goals, role), parse_metric(denominator, goals, role)
+        return Metric(name, top.goal, top.measure, role, over=bottom)
     goal_name, _, measure = name.partition(":")
     if goal_name not in goals:
         raise ValueError(f"{goal_name!r} is not a goal of the file; defined: {', '.join(goals) or 'none'}")
@@ -140,7 +147,8 @@ def parse_experiment(loc: Any, goals: dict[str, Goal], key: str, spec: Any) -> E
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or (
                 role is Role.PRIMARY and len(names) != 1):
             what = "one metric" if role is Role.PRIMARY else "a list of metrics"
-            raise loc.error(f"{path}.{field_name}", f"expected {what}: GOAL, GOAL:value or GOAL:count")
+            raise loc.error(f"{path}.{field_name}",
+                            f"expected {what}: GOAL, GOAL:value, GOAL:count or a ratio NUMERATOR/DENOMINATOR")
         for name in names:
             try:
                 metrics.append(parse_metric(name, goals, role))

@@ -11,8 +11,9 @@ statistics engine needs (n, Σy, Σy², and for CUPED Σx, Σx², Σxy with x th
   value → their summed value.
 - x: the same over the `lookback` before the first exposure (CUPED's pre-exposure covariate).
 
-Rows (`COLUMNS`): `variant` (its position, NULL for unknown), `day` (of the first exposure, reporting
-timezone), `n`, then per metric i `s{i}`, `ss{i}`, `x{i}`, `xx{i}`, `xy{i}`. Totals are the sums over days.
+Rows: `variant` (its position, NULL for unknown), `day` (of the first exposure, reporting timezone), `n`,
+then per metric i `s{i}`, `ss{i}`, `x{i}`, `xx{i}`, `xy{i}`, and for a ratio metric also its
+denominator's `z{i}`, `zz{i}` and `yz{i}`. Totals are the sums over days.
 """
 
 from __future__ import annotations
@@ -55,24 +56,18 @@ def build_experiment(experiment: Experiment, query: Query, *, lookback: timedelt
     since = f" AND ts >= {p.bind(lo)}" if lo is not None else ""
     window = p.bind(int(experiment.window.total_seconds() * 1e6)) if experiment.window is not None else None
     lookback_us = p.bind(int(lookback.total_seconds() * 1e6))
+    after = "s.ts >= f.exposed_at" + (
+        f" AND epoch_us(s.ts) - epoch_us(f.exposed_at) <= {window}" if window is not None else "")
+    before = f"s.ts < f.exposed_at AND epoch_us(f.exposed_at) - epoch_us(s.ts) <= {lookback_us}"
     per_metric, sums = [], []
     for i, metric in enumerate(experiment.metrics):
-        match = build_match(metric.goal.match, p)
-        after = f"{match} AND s.ts >= f.exposed_at"
-        if window is not None:
-            after += f" AND epoch_us(s.ts) - epoch_us(f.exposed_at) <= {window}"
-        before = f"{match} AND s.ts < f.exposed_at AND epoch_us(f.exposed_at) - epoch_us(s.ts) <= {lookback_us}"
-        if metric.measure is Measure.VALUE:
-            value = build_value(metric.goal.value, p)
-            post, pre = f"coalesce(sum({value}) FILTER (WHERE {after}), 0.0)", \
-                f"coalesce(sum({value}) FILTER (WHERE {before}), 0.0)"
-        elif metric.measure is Measure.COUNT:
-            post, pre = f"count(*) FILTER (WHERE {after})", f"count(*) FILTER (WHERE {before})"
-        else:
-            post, pre = f"CAST(bool_or({after}) AS INTEGER)", f"CAST(bool_or({before}) AS INTEGER)"
+        post, pre = _per_unit(metric, after, p), _per_unit(metric, before, p)
         per_metric.append(f"CAST({post} AS DOUBLE) AS y{i}, CAST({pre} AS DOUBLE) AS x{i}")
         sums.append(f"sum(y{i}) AS s{i}, sum(y{i} * y{i}) AS ss{i}, sum(x{i}) AS x{i}, sum(x{i} * x{i}) AS xx{i},"
                     f" sum(x{i} * y{i}) AS xy{i}")
+        if metric.over is not None:  # a ratio: the denominator's per-unit value and its products
+            per_metric.append(f"CAST({_per_unit(metric.over, after, p)} AS DOUBLE) AS z{i}")
+            sums.append(f"sum(z{i}) AS z{i}, sum(z{i} * z{i}) AS zz{i}, sum(y{i} * z{i}) AS yz{i}")
     day = build_local_day(query, p, "exposed_at")
     text = f"""WITH {scope},
 exposures AS (
@@ -93,6 +88,16 @@ FROM unit_metrics GROUP BY ALL ORDER BY variant NULLS LAST, day"""
     return p.sql(text)
 
 
+def _per_unit(metric: Metric, when: str, p: Params) -> str:
+    """One unit's value of a metric (a conversion flag, a count or a value) over its events matching `when`."""
+    match = f"{build_match(metric.goal.match, p)} AND {when}"
+    if metric.measure is Measure.VALUE:
+        return f"coalesce(sum({build_value(metric.goal.value, p)}) FILTER (WHERE {match}), 0.0)"
+    if metric.measure is Measure.COUNT:
+        return f"count(*) FILTER (WHERE {match})"
+    return f"CAST(bool_or({match}) AS INTEGER)"
+
+
 def build_baselines(metrics: tuple[Metric, ...], unit: Unit, query: Query) -> SQL:
     """Per metric, over every unit with an event in the range (no exposure needed): n, Σy, Σy² — the
     baselines an experiment plan starts from — and the first and last time a unit was first seen."""
@@ -100,14 +105,7 @@ def build_baselines(metrics: tuple[Metric, ...], unit: Unit, query: Query) -> SQ
     scope = build_scope(query, p, unit)
     per_metric, sums = [], []
     for i, metric in enumerate(metrics):
-        match = build_match(metric.goal.match, p)
-        if metric.measure is Measure.VALUE:
-            y = f"coalesce(sum({build_value(metric.goal.value, p)}) FILTER (WHERE {match}), 0.0)"
-        elif metric.measure is Measure.COUNT:
-            y = f"count(*) FILTER (WHERE {match})"
-        else:
-            y = f"CAST(bool_or({match}) AS INTEGER)"
-        per_metric.append(f"CAST({y} AS DOUBLE) AS y{i}")
+        per_metric.append(f"CAST({_per_unit(metric, 'true', p)} AS DOUBLE) AS y{i}")
         sums.append(f"sum(y{i}) AS s{i}, sum(y{i} * y{i}) AS ss{i}")
     text = f"""WITH {scope},
 per_unit AS (SELECT unit_id, min(ts) AS first_ts, {", ".join(per_metric)} FROM scoped GROUP BY unit_id)
