@@ -7,6 +7,7 @@ import typer
 from keystep.cli import conversions, demo, experiments, funnels, importing, init, micro_macro, projects, report, serve
 from keystep.cli.common import fit_terminal
 from keystep.cli.stats import stats as stats_commands
+from keystep.cli.users import users as user_commands
 
 app = typer.Typer(
     name="keystep",
@@ -37,6 +38,7 @@ app.add_typer(projects.projects, name="project")
 app.add_typer(projects.key_commands, name="key")
 app.add_typer(experiments.experiments, name="experiment")
 app.add_typer(stats_commands, name="stats")
+app.add_typer(user_commands, name="user")
 
 
 def main() -> None:

@@ -5,6 +5,9 @@ and raises the `DefinitionsError` that names the file, the line and the field.""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
@@ -12,26 +15,56 @@ from typing import Any
 
 from keystep.conversions.definitions import Definitions, DefinitionsError, parse_definitions
 
+_lock = threading.Lock()  # one edit at a time: two concurrent edits must not lose one another
 
-def edit_definitions(path: Path, change: Callable[[Any], None]) -> Definitions:
-    """Apply `change` to the file's data (a ruamel CommentedMap), validate, write; the new definitions."""
+
+def round_trip() -> Any:
     from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
 
     yaml = YAML()
     yaml.preserve_quotes = True
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    data = yaml.load(text) if text.strip() else None
+    yaml.width = 120
+    return yaml
+
+
+def change_text(text: str, change: Callable[[Any], None], source: str = "<memory>") -> str:
+    """`text` with `change` applied to its data (a ruamel CommentedMap), comments and layout kept."""
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import YAMLError
+
+    yaml = round_trip()
+    try:
+        data = yaml.load(text) if text.strip() else None
+    except YAMLError as exc:
+        raise DefinitionsError(source, None, "", f"not valid YAML, fix it by hand first: {exc}") from None
     if data is None:
         data = CommentedMap()
     if not isinstance(data, dict):
-        raise DefinitionsError(str(path), None, "", "expected a mapping with `goals:` and `funnels:`")
+        raise DefinitionsError(source, None, "", "expected a mapping with `goals:` and `funnels:`")
     change(data)
     out = StringIO()
     yaml.dump(data, out)
-    definitions = parse_definitions(out.getvalue(), str(path))
-    path.write_text(out.getvalue(), encoding="utf-8")
-    return definitions
+    return out.getvalue()
+
+
+def edit_definitions(path: Path, change: Callable[[Any], None]) -> Definitions:
+    """Apply `change` to the file (created when missing), check the whole new text, then replace the file
+    atomically; the new definitions. Nothing is written when the change or the check fails."""
+    with _lock:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        new = change_text(text, change, str(path))
+        definitions = parse_definitions(new, str(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(new)
+            if path.exists():
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return definitions
 
 
 def section(data: Any, name: str) -> Any:

@@ -100,9 +100,9 @@ class Dashboard:
 
     def render(self, name: str, request: Request, viewer: Viewer, filters: Filters | None = None,
                status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("path", request.url.path)  # a form post re-renders its page under the page's path
         html = _templates.get_template(name).render(
-            request=request, viewer=viewer, filters=filters or Filters(), path=request.url.path,
-            projects=self.projects(), **context)
+            request=request, viewer=viewer, filters=filters or Filters(), projects=self.projects(), **context)
         return HTMLResponse(html, status_code=status)
 
     def projects(self) -> list[str]:
@@ -177,10 +177,11 @@ def add_dashboard(app: FastAPI, dashboard: Dashboard) -> None:
         if target is None:
             return PlainTextResponse("This share link does not exist or was revoked.", status_code=404)
         path, _, query = target.partition("?")
-        handler = pages.PAGES.get(path)
-        if handler is None:
+        found = pages.find_page(path)
+        if found is None:
             return PlainTextResponse("This share link names no page.", status_code=404)
-        view = Request({**request.scope, "query_string": query.encode(), "path": path})
+        handler, params = found
+        view = Request({**request.scope, "query_string": query.encode(), "path": path, "path_params": params})
         viewer = Viewer(None, None, shared=True)
         return await handler(view, dashboard, viewer, dashboard.filters(view))
 

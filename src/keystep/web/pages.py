@@ -1,51 +1,38 @@
 """The dashboard's pages (GET, read-only: a share link may open them) and actions (POST, logged in, CSRF).
 
 Each page handler takes the request, the dashboard, the viewer and the URL's filters, runs the analyses
-it shows in a worker thread and renders its template. Empty states say what to do next.
+it shows in a worker thread and renders its template. Empty states say what to do next. This module holds
+the registries (`PAGES`, `ACTIONS`), the overview and the settings; the other pages live in
+`pages_conversions` (with the definitions editor), `pages_funnels`, `pages_micro_macro` and
+`pages_experiments`, their tables in `tables` and `experiment_tables`, what they share in `handlers`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 
 from keystep.analysis.conversions import run_conversions
 from keystep.analysis.overview import run_overview
 from keystep.collector import keys
-from keystep.query import Query
 from keystep.report import charts
-from keystep.web import auth
+from keystep.web import auth, pages_conversions, pages_experiments, pages_funnels, pages_micro_macro
 from keystep.web.app import Dashboard, Viewer
-from keystep.web.views import Filters, Table, chart, conversion_table, find_table, table_csv
+from keystep.web.handlers import (
+    Action,
+    Handler,
+    breakdown_of,
+    csv_or_page,
+    has_events,
+    query_of,
+)
+from keystep.web.views import Filters, chart, conversion_table
 
-Handler = Callable[[Request, Dashboard, Viewer, Filters], Awaitable[Response]]
-Action = Callable[[Request, Dashboard, Viewer, dict[str, str]], Awaitable[Response]]
-
-
-def query_of(dashboard: Dashboard, filters: Filters) -> Query:
-    d = dashboard.definitions()
-    return Query(project=filters.project, start=filters.start, end=filters.end, timezone=d.timezone,
-                 session_timeout=d.session_timeout)
-
-
-def has_events(dashboard: Dashboard, filters: Filters) -> bool:
-    return filters.end is not None
-
-
-def csv_or_page(request: Request, tables: list[Table], render: Callable[[], Response]) -> Response:
-    """`?export=KEY` answers the table KEY as CSV (formula cells neutralized), else the page."""
-    key = request.query_params.get("export")
-    if key is None:
-        return render()
-    table = find_table(tables, key)
-    if table is None:
-        return PlainTextResponse(f"no table {key!r} on this page", status_code=404)
-    return Response(table_csv(table), media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{table.key}.csv"'})
+__all__ = ["ACTIONS", "PAGES", "Action", "Handler", "csv_or_page", "find_page", "has_events", "query_of"]
 
 
 async def overview(request: Request, dashboard: Dashboard, viewer: Viewer, filters: Filters) -> Response:
@@ -57,7 +44,8 @@ async def overview(request: Request, dashboard: Dashboard, viewer: Viewer, filte
     query = query_of(dashboard, filters)
 
     def run() -> dict[str, Any]:
-        result = run_overview(dashboard.backend(), definitions, query, breakdown=filters.breakdown or "device_type")
+        result = run_overview(dashboard.backend(), definitions, query,
+                              breakdown=breakdown_of(filters, "device_type") or "device_type")
         previous = filters.previous()
         before = run_conversions(dashboard.backend(), definitions, query.with_(start=previous[0], end=previous[1])) \
             if previous and filters.compare else None
@@ -131,12 +119,33 @@ async def shared_link(request: Request, dashboard: Dashboard, viewer: Viewer, fi
 
 PAGES: dict[str, Handler] = {
     "/": overview,
+    "/conversions": pages_conversions.conversions,
+    "/funnels": pages_funnels.funnels,
+    "/micro-macro": pages_micro_macro.micro_macro,
+    "/experiments": pages_experiments.experiments,
+    "/experiments/{key}": pages_experiments.experiment,
     "/settings": settings,
     "/shared": shared_link,
 }
 ACTIONS: dict[str, Action] = {
+    "/conversions/goals": pages_conversions.save_goal,
+    "/conversions/goals/delete": pages_conversions.delete_goal,
+    "/conversions/funnels": pages_conversions.save_funnel,
+    "/conversions/funnels/delete": pages_conversions.delete_funnel,
     "/settings/keys": create_key,
     "/settings/projects": create_project,
     "/settings/keys/revoke": revoke_key,
     "/share": share,
 }
+
+
+def find_page(path: str) -> tuple[Handler, dict[str, str]] | None:
+    """The page a path opens (for share links), with its path parameters: `/experiments/green_button`
+    opens `/experiments/{key}` with key `green_button`."""
+    if path in PAGES:
+        return PAGES[path], {}
+    for template, handler in PAGES.items():
+        match = compile_path(template)[0].match(path) if "{" in template else None
+        if match:
+            return handler, match.groupdict()
+    return None

@@ -21,6 +21,8 @@ from keystep.analysis.conversions import ConversionReport, ConversionStats
 from keystep.display import interval, number, percent
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# URL parameters that belong to one request (an export, a notice, an open editor), never carried on
+TRANSIENT_KEYS = ("export", "saved", "deleted", "edit", "edit_funnel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +55,21 @@ class Filters:
     extra: dict[str, str] = field(default_factory=dict)
 
     def query(self, **changes: Any) -> str:
+        """This view's URL query (with its page's own parameters), with `changes` applied."""
+        extra = {k: v for k, v in self.extra.items() if k not in TRANSIENT_KEYS}
         values: dict[str, Any] = {"project": self.project, "from": self.start, "to": self.end,
                                   "compare": None if self.compare else "off", "breakdown": self.breakdown,
-                                  **self.extra}
+                                  **extra}
         values.update(changes)
         return urlencode({k: str(v) for k, v in values.items() if v not in (None, "")})
+
+    def nav_query(self) -> str:
+        """The state every page shares (project, range, comparison, breakdown): for links to other pages."""
+        return self.query(**{k: None for k in self.extra})
+
+    def get(self, key: str, default: str = "") -> str:
+        """A page's own URL parameter (e.g. `funnel`, `macro`)."""
+        return self.extra.get(key, default)
 
     def previous(self) -> tuple[date, date] | None:
         if self.start is None or self.end is None:
