@@ -21,6 +21,9 @@ DIALECT = Dialect(
 
 DEFAULT_DB = Path("keystep.duckdb")
 
+# The order in which `insert_events` writes the rows of one batch (see there).
+CLUSTER_ORDER: tuple[str, ...] = ("project", "visitor_id", "ts", "event_id")
+
 
 def _column_ddl(column: Column) -> str:
     not_null = " NOT NULL" if column.required else ""
@@ -82,13 +85,22 @@ class DuckDBBackend:
 
     # -- writes (the one writer) --------------------------------------------------------------
     def insert_events(self, table: pa.Table) -> int:
+        """Store a batch of events; one whose (project, event_id) is stored already, or comes twice in the
+        batch, is ignored (the first received is kept).
+
+        The batch is written in `CLUSTER_ORDER`: a visitor's events of one batch lie together (DuckDB's
+        parallel INSERT OR IGNORE keeps the order within each thread's share, so it is a run or two per
+        visitor), and per-unit work (funnel paths, first touches, sessions) reads runs of one visitor
+        rather than rows scattered over the batch. Batches are appended in arrival order, so a stream of
+        small batches stays ordered by time as a whole (and a date range can still skip row groups)."""
         staged = table.select([c.name for c in EVENT_COLUMNS]).cast(event_arrow_schema())
         with self._write_lock:
             self._con.register("_staged_events", staged)
             try:
                 inserted = self._run(
                     "INSERT OR IGNORE INTO events SELECT * FROM _staged_events "
-                    "QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY received_at) = 1"
+                    "QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY received_at) = 1 "
+                    f"ORDER BY {', '.join(CLUSTER_ORDER)}"
                 )
             finally:
                 self._con.unregister("_staged_events")

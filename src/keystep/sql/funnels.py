@@ -88,7 +88,8 @@ def build_funnel(funnel: Funnel, query: Query) -> SQL:
 def _hits(flags: list[str], materialize: bool) -> str:
     """The unit's events that match at least one step, with one boolean per step. Materialized when the
     scope is costly to compute twice (sessions and users need window functions over all events);
-    for visitors each step re-reads the table, which is cheaper than materializing."""
+    for visitors it is inlined into each step (DuckDB then scans the table once, keeping only the
+    columns and rows the steps use: as fast as materializing, measured at 10M events)."""
     cols = ", ".join(f"{flag} AS h{j}" for j, flag in enumerate(flags, 1))
     any_step = " OR ".join(f"h{j}" for j in range(1, len(flags) + 1))
     how = "MATERIALIZED" if materialize else "NOT MATERIALIZED"
