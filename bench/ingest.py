@@ -2,12 +2,19 @@
 
     .venv/bin/python bench/ingest.py                   # 20 s of saturation, then 10 s at 1,000 events/s
     .venv/bin/python bench/ingest.py --seconds 60 --batch 100 --concurrency 8
+    .venv/bin/python bench/ingest.py --workers 0       # the single-process server (default: 2 workers)
 
-A `keystep serve` process (durability on: every acknowledged request is fsynced in the spool) is
-driven from a second process on loopback with batched requests, half native (`/api/collect`) and half
-Segment (`/v1/batch`, basic auth), each event with its own id. Printed:
+A `keystep serve` process (durability on: every acknowledged request is fsynced in the spool; by default
+with `--workers 2`, the mode that can use both cores of a 2-core machine) is driven from a second process
+on loopback with batched requests, half native (`/api/collect`) and half Segment (`/v1/batch`, basic
+auth), each event with its own id. The load generator is a minimal keep-alive HTTP/1.1 client (`_Http`)
+with orjson bodies made from templates, so that it takes about 4 µs of CPU per event from the cores it
+shares with the server; `--httpx` drives the server with httpx instead, as the first version of this
+benchmark did (about 35 µs per event, a third of the machine at 10,000 events/s). Printed:
 
 - sustained events/s while saturated (acknowledged events ÷ time) and the p50/p99 request latency;
+- the CPU each side used meanwhile (the server with its worker processes, and the load generator), in
+  cores and in microseconds per event: the machine's cores are shared by both;
 - p50/p99 latency under a steady 1,000 events/s (open loop: 10-event requests every 10 ms);
 - the ceiling: the same events inserted straight into a fresh DuckDB store through the backend in large
   batches (no HTTP, no parsing, no fsync per request), in this process — and the ratio of the two;
@@ -55,8 +62,147 @@ def _segment(batch: list[dict[str, Any]]) -> dict[str, Any]:
     } for e in batch]}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children, from /proc (Linux); 0 elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+class _Http:
+    """A minimal HTTP/1.1 client on one keep-alive connection: what the load generator needs and no more,
+    so that it takes little of the cores it shares with the server (httpx spends about 3 ms of CPU per
+    request; this, a tenth of it). Answers are read by Content-Length, as uvicorn sends them."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        try:
+            self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
+                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = int((await self.reader.readline()).split()[1])
+            length = 0
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            await self.reader.readexactly(length)
+            return status
+        except (OSError, IndexError, ValueError, asyncio.IncompleteReadError):
+            self.close()
+            return 0  # no answer: not acknowledged
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+class _Bodies:
+    """Request bodies: the same events as `_events` (and `_segment`), each with its own id, from templates
+    made once, encoded with orjson."""
+
+    def __init__(self, batch: int) -> None:
+        self.events = _events(batch, "")
+        self.segment = _segment(self.events)["batch"]
+
+    def native(self, prefix: str) -> bytes:
+        import orjson
+
+        return orjson.dumps({"batch": [{**e, "event_id": f"{prefix}-{i}"} for i, e in enumerate(self.events)]})
+
+    def segment_batch(self, prefix: str) -> bytes:
+        import orjson
+
+        return orjson.dumps({"batch": [{**e, "messageId": f"{prefix}-{i}"} for i, e in enumerate(self.segment)]})
+
+
 async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency: int, rate: float | None,
-                 prefix: str) -> dict[str, Any]:
+                 prefix: str, server_pid: int = 0, httpx_client: bool = False) -> dict[str, Any]:
+    if httpx_client:
+        return await _drive_httpx(url, key, seconds=seconds, batch=batch, concurrency=concurrency, rate=rate,
+                                  prefix=prefix, server_pid=server_pid)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    latencies: list[float] = []
+    acknowledged = 0
+    sequence = 0
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    headers = {True: f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n",
+               False: f"Authorization: {auth}\r\nContent-Type: application/json\r\n"}
+    bodies = _Bodies(batch)
+    idle: list[_Http] = []
+    connections = asyncio.Semaphore(concurrency)  # as httpx's pool: at most `concurrency` at once
+    deadline = time.perf_counter() + seconds
+
+    async def one(n: int) -> None:
+        nonlocal acknowledged
+        native = n % 2 == 0
+        t = time.perf_counter()
+        async with connections:
+            connection = idle.pop() if idle else _Http(host, port)
+            body = bodies.native(f"{prefix}{n}") if native else bodies.segment_batch(f"{prefix}{n}")
+            status = await connection.post("/api/collect" if native else "/v1/batch", body, headers[native])
+            idle.append(connection)
+        latencies.append(time.perf_counter() - t)
+        if status == 200:
+            acknowledged += batch
+
+    server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
+    started = time.perf_counter()
+    if rate is None:
+        async def worker() -> None:
+            nonlocal sequence
+            while time.perf_counter() < deadline:
+                sequence += 1
+                await one(sequence)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    else:
+        interval, tasks = batch / rate, []
+        while time.perf_counter() < deadline:
+            sequence += 1
+            tasks.append(asyncio.create_task(one(sequence)))
+            await asyncio.sleep(max(0.0, started + sequence * interval - time.perf_counter()))
+        await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
+    for connection in idle:
+        connection.close()
+    return _summary(latencies, acknowledged, elapsed, server_cpu, client_cpu)
+
+
+def _summary(latencies: list[float], acknowledged: int, elapsed: float, server_cpu: float,
+             client_cpu: float) -> dict[str, Any]:
+    latencies.sort()
+    return {"acknowledged": acknowledged, "seconds": elapsed, "events_per_s": acknowledged / elapsed,
+            "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+            "requests": len(latencies), "server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
+
+
+async def _drive_httpx(url: str, key: str, *, seconds: float, batch: int, concurrency: int, rate: float | None,
+                 prefix: str, server_pid: int = 0) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
@@ -80,6 +226,7 @@ async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency:
             acknowledged += batch
 
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=concurrency)) as c:
+        server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
         started = time.perf_counter()
         if rate is None:
             async def worker() -> None:
@@ -96,17 +243,19 @@ async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency:
                 await asyncio.sleep(max(0.0, started + sequence * interval - time.perf_counter()))
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     latencies.sort()
     return {"acknowledged": acknowledged, "seconds": elapsed, "events_per_s": acknowledged / elapsed,
             "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-            "requests": len(latencies)}
+            "requests": len(latencies), "server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
 
 
 def client_main(args: argparse.Namespace) -> None:
     saturated = asyncio.run(_drive(args.url, args.key, seconds=args.seconds, batch=args.batch,
-                                   concurrency=args.concurrency, rate=None, prefix="s"))
+                                   concurrency=args.concurrency, rate=None, prefix="s", server_pid=args.server_pid,
+                                   httpx_client=args.httpx))
     steady = asyncio.run(_drive(args.url, args.key, seconds=args.steady_seconds, batch=10, concurrency=32,
-                                rate=1000.0, prefix="r"))
+                                rate=1000.0, prefix="r", server_pid=args.server_pid, httpx_client=args.httpx))
     print(json.dumps({"saturated": saturated, "steady": steady}))
 
 
@@ -135,6 +284,10 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=10)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="`keystep serve --workers N` (0: one process)")
+    parser.add_argument("--httpx", action="store_true",
+                        help="drive the server with httpx (as before; it takes ~10x the CPU of the default client)")
+    parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
@@ -148,12 +301,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         site = make_site(Path(tmp))
-        server = Server(site)
+        server = Server(site, *(("--workers", str(args.workers)) if args.workers else ()))
         try:
             out = subprocess.run(
                 [sys.executable, __file__, "--client", "--url", server.url, "--key", site.write_key,
                  "--seconds", str(args.seconds), "--steady-seconds", str(args.steady_seconds),
-                 "--batch", str(args.batch), "--concurrency", str(args.concurrency)],
+                 "--batch", str(args.batch), "--concurrency", str(args.concurrency),
+                 "--server-pid", str(server.process.pid), *(["--httpx"] if args.httpx else [])],
                 check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""},
             )
         finally:
@@ -163,9 +317,15 @@ def main() -> None:
         raw = ceiling(max(100_000, result["saturated"]["acknowledged"] // 2), CEILING_BATCH, Path(tmp))
     s, r = result["saturated"], result["steady"]
     acknowledged = s["acknowledged"] + r["acknowledged"]
-    print(f"saturated ({args.concurrency} connections, {args.batch}-event requests, native and Segment):")
+    mode = f"--workers {args.workers}" if args.workers else "one process"
+    print(f"saturated ({mode}; {args.concurrency} connections, {args.batch}-event requests, native and Segment):")
     print(f"  {s['events_per_s']:,.0f} events/s sustained over {s['seconds']:.0f} s; "
           f"request p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms")
+    if s["acknowledged"]:
+        per_event = 1e6 / s["acknowledged"]
+        print(f"  CPU meanwhile: server {s['server_cpu_s'] / s['seconds']:.2f} cores "
+              f"({s['server_cpu_s'] * per_event:.0f} µs/event), load generator "
+              f"{s['client_cpu_s'] / s['seconds']:.2f} cores ({s['client_cpu_s'] * per_event:.0f} µs/event)")
     print(f"steady 1,000 events/s (10-event requests): p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
     print(f"ceiling (DuckDB insert of the same events, {CEILING_BATCH:,} per insert): {raw:,.0f} events/s")
     print(f"ratio keystep serve / ceiling: {s['events_per_s'] / raw:.2f}")

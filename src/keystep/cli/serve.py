@@ -24,6 +24,10 @@ def serve(
     max_pending_mb: Annotated[
         int, typer.Option("--max-pending-mb", help="Spooled but unstored data above which requests get 503.")
     ] = 512,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="Worker processes that run the ingest pipeline (0: threads of "
+                                                   "the one server process).")
+    ] = 0,
 ) -> None:
     """Serve the collector (native, Segment, RudderStack, PostHog, Snowplow, Umami, Mixpanel and GA4 wire
     formats) and the JSON query API (/api/v1/..., OpenAPI at /docs) on one store. An event is acknowledged
@@ -38,6 +42,6 @@ def serve(
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     app = create_app(Settings(db=db, spool=spool, definitions=definitions, config=config,
-                              max_pending_bytes=max_pending_mb << 20))
+                              max_pending_bytes=max_pending_mb << 20, workers=workers))
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=DRAIN_SECONDS,
                 access_log=False)

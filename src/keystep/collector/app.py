@@ -1,14 +1,17 @@
-"""`keystep serve`: one process, one store, the collector routes and the JSON query API.
+"""`keystep serve`: one store, the collector routes and the JSON query API.
 
 Every ingest route reads the body within limits, parses it with its wire format, finds the project by
-its write key, runs the pipeline (in a worker thread: it is CPU work) and waits until the resulting
-spool record is fsynced before it answers. The writer thread stores spooled records in DuckDB. Shutdown
-(SIGTERM) stops accepting, flushes the spool and drains it into the store.
+its write key, runs the pipeline (CPU work: in a thread, or with `workers` set in one of that many worker
+processes, so that it escapes the interpreter lock) and waits until the resulting spool record is fsynced
+before it answers. The writer thread stores spooled records in DuckDB. Shutdown (SIGTERM) stops
+accepting, answers the requests in flight, flushes the spool, drains it into the store and stops the
+worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -28,29 +32,22 @@ from starlette.concurrency import run_in_threadpool
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.collector import keys
 from keystep.collector.body import BodyError, inflate, read_body
-from keystep.collector.ingest import compute_record, default_steps, response_body
+from keystep.collector.ingest import Processed, default_steps, process, warm_up
 from keystep.collector.metrics import Metrics
-from keystep.collector.pipeline import Context, Outcome, Step
+from keystep.collector.pipeline import Context, Step
 from keystep.collector.spool import Spool, SpoolClosed, SpoolOverloaded
 from keystep.collector.wire import Parsed, Reply, Route, WireError, bearer
 from keystep.collector.wire import Request as WireRequest
-from keystep.collector.wire import ga4 as ga4_format
-from keystep.collector.wire import mixpanel as mixpanel_format
-from keystep.collector.wire import native as native_format
-from keystep.collector.wire import posthog as posthog_format
-from keystep.collector.wire import segment as segment_format
-from keystep.collector.wire import snowplow as snowplow_format
-from keystep.collector.wire import umami as umami_format
+from keystep.collector.wire.registry import WIRE_FORMATS
+from keystep.collector.workers import WorkerGone, Workers
 from keystep.collector.writer import Writer
 from keystep.conversions.definitions import Definitions, Unit
+from keystep.conversions.editing import edit_definitions
 from keystep.enrich.cookieless import SaltStore, salt_day
 from keystep.experiments.exposures import exposure_event, variant_for
 
 RETRY_AFTER_S = 2
 log = logging.getLogger("keystep.collector")
-WIRE_FORMATS: tuple[tuple[Route, ...], ...] = (native_format.ROUTES, segment_format.ROUTES, posthog_format.ROUTES,
-                                               snowplow_format.ROUTES, umami_format.ROUTES, mixpanel_format.ROUTES,
-                                               ga4_format.ROUTES)
 
 
 class Assignment(BaseModel):
@@ -68,6 +65,7 @@ class Settings:
     config: Path | None = None  # the definitions file, which the dashboard's editor writes
     max_pending_bytes: int = 512 << 20
     salts: Path | None = None  # default: next to the database, `<db>.salts`
+    workers: int = 0  # processes that run the pipeline; 0: threads of the server process
 
     @property
     def spool_dir(self) -> Path:
@@ -90,7 +88,15 @@ class Collector:
     steps: tuple[Step, ...]
     salt: Callable[[datetime], bytes]
     write_keys: keys.WriteKeyCache
+    pool: Workers | None = None
     accepting: bool = True
+
+
+def _freeze_startup_objects() -> None:
+    """Exempt what startup made (modules, the app, caches: ~10^5 objects) from the garbage collector's
+    full passes, which otherwise stop every request for tens of milliseconds now and then."""
+    gc.collect()
+    gc.freeze()
 
 
 def _now() -> datetime:
@@ -124,9 +130,16 @@ def create_app(settings: Settings) -> FastAPI:
         writer = Writer(spool, backend, on_stored=metrics.record_stored)
         writer.drain()  # what the last run acknowledged but did not store
         writer.start()
-        state["c"] = Collector(settings, backend, spool, writer, metrics, default_steps(),
-                               _daily_salt(settings.salt_dir), keys.WriteKeyCache(backend))
+        steps = default_steps()
+        pool = Workers(settings.workers) if settings.workers > 0 else None
+        if pool is not None:
+            await pool.start()
+        else:
+            await run_in_threadpool(warm_up, steps)
+        state["c"] = Collector(settings, backend, spool, writer, metrics, steps,
+                               _daily_salt(settings.salt_dir), keys.WriteKeyCache(backend), pool)
         app.state.collector = state["c"]
+        _freeze_startup_objects()
         try:
             yield
         finally:
@@ -136,6 +149,8 @@ def create_app(settings: Settings) -> FastAPI:
             writer.stop()
             writer.drain()
             backend.close()
+            if pool is not None:
+                await pool.close()
 
     app = FastAPI(title="keystep", version="0.1.0", lifespan=lifespan,
                   description="Collector (the wire formats of keystep, Segment, RudderStack, PostHog, Snowplow, "
@@ -150,7 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def readyz() -> Response:
         """Ready to acknowledge events: the writer runs and the spool accepts."""
         c = state.get("c")
-        if c is None or not c.accepting or not c.writer.alive:
+        if c is None or not c.accepting or not c.writer.alive or (c.pool is not None and not c.pool.alive):
             return JSONResponse({"status": "not ready"}, status_code=503)
         if c.spool.pending_bytes > c.spool.max_pending_bytes * 0.9:
             return JSONResponse({"status": "overloaded", "pending_bytes": c.spool.pending_bytes}, status_code=503)
@@ -183,7 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
         key = bearer(headers) or headers.get("x-keystep-key") or body.key
         if variant is not None and body.record:
             event = exposure_event(experiment, body.unit_id, variant, user=experiment.unit is Unit.USER)
-            accepted = await _accept(c, "/api/v1/assign", Parsed([event], write_key=key), request, headers)
+            accepted = await _accept(c, None, "/api/v1/assign", Parsed([event], write_key=key), request, headers)
             if isinstance(accepted, _Refusal):
                 return _error(accepted.status, accepted.message, **accepted.headers)
             recorded = bool(accepted.accepted)
@@ -192,7 +207,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     from keystep.api.routes import add_query_routes
 
-    add_query_routes(app, lambda: state["c"].backend, lambda: state["c"].settings.definitions)
+    def edit(change: Callable[[Any], None]) -> Definitions:
+        if settings.config is None:
+            raise ValueError("the server runs without a definitions file (start it with --config)")
+        settings.definitions = edit_definitions(settings.config, change)
+        return settings.definitions
+
+    add_query_routes(app, lambda: state["c"].backend, lambda: state["c"].settings.definitions,
+                     edit if settings.config is not None else None)
 
     from keystep.web.app import Dashboard, add_dashboard
 
@@ -256,21 +278,19 @@ async def _ingest(c: Collector, route: Route, request: Request) -> Response:
     except Exception as exc:  # a shape the parser did not foresee is bad input too, never a 5xx
         log.exception("parsing a %s body failed", route.path)
         return _failure(route, 400, f"could not read the body ({type(exc).__name__}: {exc})")
-    accepted = await _accept(c, route.path, parsed, request, headers)
+    accepted = await _accept(c, route, route.path, parsed, request, headers)
     if isinstance(accepted, _Refusal):
         return _failure(route, accepted.status, accepted.message, **accepted.headers)
-    outcome = accepted
     m = c.metrics
     m.received.labels(route.path).inc(len(parsed.events))
     if not parsed.validate_only:
-        m.accepted.labels(route.path).inc(len(outcome.accepted))
-        for r in outcome.rejected:
-            m.rejected.labels(r.drop.reason).inc()
-        for reason, n in outcome.dropped.items():
+        m.accepted.labels(route.path).inc(accepted.accepted)
+        for reason in accepted.rejected:
+            m.rejected.labels(reason).inc()
+        for reason, n in accepted.dropped.items():
             m.dropped.labels(reason).inc(n)
-        m.warnings.inc(len({i for i, _ in outcome.warnings}))
-    reply = route.respond(outcome) if route.respond else Reply(body=response_body(outcome))
-    return _reply(reply)
+        m.warnings.inc(accepted.warned)
+    return _reply(accepted.reply)
 
 
 @dataclass(frozen=True)
@@ -280,34 +300,43 @@ class _Refusal:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _accept(c: Collector, route: str, parsed: Parsed, request: Request,
-                  headers: dict[str, str]) -> Outcome | _Refusal:
+async def _accept(c: Collector, route: Route | None, path: str, parsed: Parsed, request: Request,
+                  headers: dict[str, str]) -> Processed | _Refusal:
     """Authorize by write key, run the pipeline and wait for the fsync of the spool record."""
     if not parsed.write_key:
         return _Refusal(401, "no write key: send the project's write key")
     if keys.key_kind(parsed.write_key) is keys.KeyKind.READ:
         return _Refusal(403, "a read key cannot send events; use the project's write key")
-    project = await run_in_threadpool(c.write_keys.project, parsed.write_key, time.monotonic())
+    now = time.monotonic()
+    known, project = c.write_keys.cached(parsed.write_key, now)
+    if not known:  # a look-up in the store: off the event loop
+        project = await run_in_threadpool(c.write_keys.project, parsed.write_key, now)
     if project is None:
         return _Refusal(401, "unknown or revoked write key")
     received_at = _now()
     context = Context(
-        project=project, received_at=received_at, route=route,
+        project=project, received_at=received_at, route=path,
         ip=request.client.host if request.client else None, user_agent=_browser_agent(headers.get("user-agent")),
         sent_at=parsed.sent_at, salt=c.salt(received_at),
     )
-    ingested = await run_in_threadpool(compute_record, parsed, context, c.steps)
-    if ingested.record is not None:
-        retry = {"Retry-After": str(RETRY_AFTER_S)}
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    if c.pool is None:
+        processed = await run_in_threadpool(process, route, parsed, context, c.steps)
+    else:
         try:
-            future = c.spool.append(ingested.record)
+            processed = await c.pool.run(route.path if route else None, parsed, context)
+        except WorkerGone as exc:
+            return _Refusal(503, f"{exc}; nothing was acknowledged, retry", retry)
+    if processed.record is not None:
+        try:
+            future = c.spool.append(processed.record)
         except (SpoolOverloaded, SpoolClosed) as exc:
             return _Refusal(503, f"busy, retry later ({exc})", retry)
         try:
             await asyncio.wrap_future(future)
         except OSError as exc:
             return _Refusal(503, f"could not write the spool ({exc}); nothing was acknowledged", retry)
-    return ingested.outcome
+    return processed
 
 
 def _wire_request(request: Request, body: bytes, headers: dict[str, str], form: dict[str, str]) -> WireRequest:

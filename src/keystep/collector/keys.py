@@ -134,6 +134,13 @@ class WriteKeyCache:
         self.ttl = ttl
         self._known: dict[str, tuple[float, str | None]] = {}
 
+    def cached(self, secret: str, now: float) -> tuple[bool, str | None]:
+        """(True, the project or None) when the key was looked up within `ttl`; else (False, None)."""
+        hit = self._known.get(secret)
+        if hit is not None and now - hit[0] < self.ttl:
+            return True, hit[1]
+        return False, None
+
     def project(self, secret: str, now: float) -> str | None:
         hit = self._known.get(secret)
         if hit is not None and now - hit[0] < self.ttl:

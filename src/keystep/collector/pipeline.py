@@ -72,6 +72,7 @@ class Outcome:
     rejected: list[Rejection] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
     warnings: list[tuple[int, str]] = field(default_factory=list)
+    accepted_index: list[int] = field(default_factory=list)  # each accepted event's position in the batch
 
 
 def raw_json(event: Mapping[str, Any]) -> str:
@@ -82,25 +83,28 @@ def raw_json(event: Mapping[str, Any]) -> str:
 def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[Step]) -> Outcome:
     outcome = Outcome()
     for index, original in enumerate(events):
-        event: Incoming | Drop = dict(original)
+        event: Incoming = dict(original)
+        result: Incoming | Drop = event
         notes: list[str] = []
         for step in steps:
-            assert not isinstance(event, Drop)
             try:
-                event = step(event, context, notes)
+                result = step(event, context, notes)
             except Exception as exc:  # a value no step foresaw: reject this event, never the request
                 log.exception("step %s failed on batch index %d", step.__name__, index)
-                event = Drop("unreadable_event", f"could not read the event ({type(exc).__name__}: {exc})")
-            if isinstance(event, Drop):
+                result = Drop("unreadable_event", f"could not read the event ({type(exc).__name__}: {exc})")
+            if isinstance(result, Drop):
                 break
-        outcome.warnings.extend((index, note) for note in notes)
-        if isinstance(event, Drop):
-            if event.rejected:
-                outcome.rejected.append(Rejection(index, event, raw_json(original)))
+            event = result
+        if notes:
+            outcome.warnings.extend((index, note) for note in notes)
+        if isinstance(result, Drop):
+            if result.rejected:
+                outcome.rejected.append(Rejection(index, result, raw_json(original)))
             else:
-                outcome.dropped[event.reason] += 1
+                outcome.dropped[result.reason] += 1
         else:
-            outcome.accepted.append(event)
+            outcome.accepted.append(result)
+            outcome.accepted_index.append(index)
     return outcome
 
 
@@ -156,8 +160,22 @@ def finalize(event: Incoming, context: Context, notes: list[str]) -> Incoming | 
     out["received_at"] = context.received_at
     if out["ts"] is None:
         out["ts"] = context.received_at
-    out["properties"] = json.dumps(properties, ensure_ascii=False, default=str) if properties else None
+    out["properties"] = _properties_json(properties) if properties else None
     return out
+
+
+def _properties_json(properties: dict[str, Any]) -> str:
+    """`json.dumps(properties, ensure_ascii=False, default=str)`, without making an encoder per call. The
+    check for circular references is left out: properties come from parsed JSON (and `clean_strings`
+    copies them), which holds none."""
+    if _ENCODE is None:  # no C accelerator: the standard path
+        return json.dumps(properties, ensure_ascii=False, default=str)
+    return "".join(_ENCODE(properties, 0))
+
+
+_MAKE_ENCODER: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE = (_MAKE_ENCODER(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+           if _MAKE_ENCODER is not None else None)
 
 
 TEXT_COLUMNS = tuple(
@@ -170,14 +188,22 @@ def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incomi
     """Every canonical value fits its column (as in `keystep import`): numbers, currency codes, text;
     properties a JSON object. (Path, UTM tags and click ids come from the URL in `keystep.enrich.urls`.)"""
     for name in TEXT_COLUMNS:
-        if name in event and event[name] is not None:
-            try:
-                event[name] = normalize_value(name, event[name], TsFormat.AUTO)
-            except FieldError as exc:
-                return Drop(f"invalid_{name}", f"{name}: {exc}", name)
+        value = event.get(name)
+        if value is None:
+            continue
+        if type(value) is str and name in _PLAIN_TEXT:  # what normalize_value does with a plain text
+            event[name] = value.strip() or None
+            continue
+        try:
+            event[name] = normalize_value(name, value, TsFormat.AUTO)
+        except FieldError as exc:
+            return Drop(f"invalid_{name}", f"{name}: {exc}", name)
     if event.get("properties") is not None:
         try:
             event["properties"] = properties_object(event["properties"])
         except FieldError as exc:
             return Drop("invalid_properties", f"properties: {exc}", "properties")
     return event
+
+
+_PLAIN_TEXT = frozenset(TEXT_COLUMNS) - {"revenue", "currency"}

@@ -65,6 +65,8 @@ class Spool:
         self._checkpoint = self._read_checkpoint()
         existing = self._segments()
         self._segment = (existing[-1] + 1) if existing else max(1, self._checkpoint.segment)
+        if not existing:  # nothing to read: the checkpoint is where new records start (else the writer
+            self._checkpoint = max(self._checkpoint, Position(self._segment, 0))  # would spin on nothing)
         self._fd = self._open_segment(self._segment)
         self._size = 0
         self._durable = Position(self._segment, 0)

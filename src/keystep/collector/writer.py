@@ -1,10 +1,16 @@
 """The one writer: drains the spool into the store, then moves the spool's checkpoint.
 
-A spool record is one accepted request: `{"events": [...], "rejected": [...], "identities": [...]}` with
-timestamps as epoch microseconds (`encode_record` / `decode_record`). The writer reads the durable
-records after the checkpoint in chunks, stores their events (deduplicated on (project, event_id)),
-rejections and identity links, and only then commits the checkpoint, so a crash in between stores the
-chunk again, once. `drain` stores everything durable and returns (for shutdown and tests).
+A spool record is one accepted request (`keystep.collector.record`): its events as an Arrow table in the
+store's schema, and its rejections and identity links. The writer reads the durable records after the
+checkpoint in chunks, concatenates their event tables and stores them in one insert (deduplicated on
+(project, event_id)) with the rejections and identity links, and only then commits the checkpoint, so a
+crash in between stores the chunk again, once. `drain` stores everything durable and returns (for
+shutdown and tests).
+
+DuckDB's insert costs several times more per event in small batches (deduplication, ordering and the
+primary key work per statement: about 30 µs an event at 500 events, 7 µs at 10,000 on 2 cores), so while
+less than `min_chunk_bytes` waits, the writer lingers up to `linger` seconds for more before it stores:
+events reach the store at most that much later; their acknowledgement never waits for it.
 """
 
 from __future__ import annotations
@@ -12,52 +18,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from keystep.backends.base import Backend
-from keystep.backends.duckdb import event_arrow_schema
+from keystep.collector.record import decode_record
 from keystep.collector.spool import Position, Spool
 
 log = logging.getLogger("keystep.collector")
-
-_EPOCH = datetime(1970, 1, 1)
-_ONE_US = timedelta(microseconds=1)
-_TIME_FIELDS = ("ts", "received_at")
-
-
-def _micros(moment: datetime) -> int:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return (moment - _EPOCH) // _ONE_US
-
-
-def encode_record(events: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]] = (),
-                  identities: Sequence[Mapping[str, Any]] = ()) -> bytes:
-    def plain(row: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: _micros(v) if isinstance(v, datetime) else v for k, v in row.items()}
-
-    return orjson.dumps({"events": [plain(e) for e in events], "rejected": [plain(r) for r in rejected],
-                         "identities": [plain(i) for i in identities]})
-
-
-def decode_record(payload: bytes) -> dict[str, list[dict[str, Any]]]:
-    data: dict[str, list[dict[str, Any]]] = orjson.loads(payload)
-    return data
 
 
 class Writer:
     """A thread that stores spool records; `on_stored(events)` is told how many events were new."""
 
     def __init__(self, spool: Spool, backend: Backend, *, on_stored: Callable[[int, int], None] | None = None,
-                 chunk_bytes: int = 8 << 20) -> None:
+                 chunk_bytes: int = 8 << 20, min_chunk_bytes: int = 1 << 20, linger: float = 0.25) -> None:
         self.spool = spool
         self.backend = backend
         self.chunk_bytes = chunk_bytes
+        self.min_chunk_bytes = min_chunk_bytes
+        self.linger = linger
         self.on_stored = on_stored
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,6 +58,10 @@ class Writer:
         while not self._stop.is_set():
             if not self.spool.wait_for_records(timeout=0.2):
                 continue
+            deadline = time.monotonic() + self.linger
+            while (self.spool.pending_bytes < self.min_chunk_bytes and time.monotonic() < deadline
+                   and not self._stop.wait(0.02)):
+                pass  # gather a larger chunk: one insert of many events costs far less per event
             try:
                 self.drain_once()
                 self.last_error = None
@@ -87,7 +73,7 @@ class Writer:
     def drain_once(self) -> int:
         """Store one chunk of durable records; returns how many records it stored."""
         with self._lock:
-            events: list[dict[str, Any]] = []
+            tables: list[pa.Table] = []
             rejected: list[dict[str, Any]] = []
             identities: list[dict[str, Any]] = []
             end: Position | None = None
@@ -96,16 +82,18 @@ class Writer:
                 end = position
                 if payload:
                     record = decode_record(payload)
-                    events.extend(record.get("events", ()))
-                    rejected.extend(record.get("rejected", ()))
-                    identities.extend(record.get("identities", ()))
+                    if record.events is not None and record.events.num_rows:
+                        tables.append(record.events)
+                    rejected.extend(record.rejected)
+                    identities.extend(record.identities)
                     records += 1
             if end is None:
                 return 0
+            events = pa.concat_tables(tables) if tables else None
             new = self._store(events, rejected, identities)
             self.spool.commit(end)
             if self.on_stored:
-                self.on_stored(len(events), new)
+                self.on_stored(events.num_rows if events is not None else 0, new)
             return records
 
     def drain(self) -> None:
@@ -113,15 +101,15 @@ class Writer:
         while self.drain_once():
             pass
 
-    def _store(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]],
+    def _store(self, events: pa.Table | None, rejected: list[dict[str, Any]],
                identities: list[dict[str, Any]]) -> int:
         new = 0
-        if events:
-            new = self.backend.insert_events(_event_table(events))
+        if events is not None:
+            new = self.backend.insert_events(events)
         if rejected:
-            self.backend.insert_rejected([_with_times(r) for r in rejected])
+            self.backend.insert_rejected(rejected)
         if identities:
-            self.backend.insert_rows("identities", [_with_times(i) for i in identities])
+            self.backend.insert_rows("identities", identities)
         return new
 
     def stop(self) -> None:
@@ -129,18 +117,3 @@ class Writer:
         if self._thread is not None:
             self._thread.join()
 
-
-def _with_times(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_EPOCH + v * _ONE_US) if k in _TIME_FIELDS and isinstance(v, int) else v for k, v in row.items()}
-
-
-def _event_table(events: list[dict[str, Any]]) -> pa.Table:
-    schema = event_arrow_schema()
-    columns = {}
-    for f in schema:
-        values = [e.get(f.name) for e in events]
-        if pa.types.is_timestamp(f.type):
-            columns[f.name] = pa.array(values, pa.int64()).cast(f.type)
-        else:
-            columns[f.name] = pa.array(values, f.type)
-    return pa.table(columns, schema=schema)

@@ -57,6 +57,7 @@ def is_bot(user_agent: str) -> bool:
     return any(marker in user_agent for marker in HEADLESS_MARKERS) or bool(_DETECTOR.is_crawler(user_agent))
 
 
+@lru_cache(maxsize=4096)
 def is_referrer_spam(host: str) -> bool:
     """Whether a host is a listed referrer-spam domain or under one."""
     labels = host.lower().rstrip(".").split(".")

@@ -59,6 +59,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from keystep.collector.pipeline import Context, Drop, Incoming
 from keystep.enrich.urls import host_of
@@ -174,33 +175,49 @@ UNASSIGNED = "Unassigned"
 
 
 def channel_of(traffic: Traffic) -> str:
+    return _channel(traffic.source, traffic.medium, traffic.campaign)
+
+
+@lru_cache(maxsize=4096)  # a pure function of the traffic, which repeats from event to event
+def _channel(source: str, medium: str, campaign: str) -> str:
+    traffic = Traffic(source, medium, campaign)
     return next((name for name, holds in RULES if holds(traffic)), UNASSIGNED)
 
 
 def traffic_of(event: Incoming) -> Traffic:
     """The event's source, medium and campaign, as GA4 would record them (see the module docstring)."""
-    source, medium, campaign = (_lower(event.get(name)) for name in ("utm_source", "utm_medium", "utm_campaign"))
+    return Traffic(*_traffic(event))
+
+
+def _traffic(event: Incoming) -> tuple[str, str, str]:
+    source, medium, campaign = _lower(event.get("utm_source")), _lower(event.get("utm_medium")), _lower(
+        event.get("utm_campaign"))
     if source or medium:
-        return Traffic(source or "(not set)", medium or "(not set)", campaign)
+        return source or "(not set)", medium or "(not set)", campaign
     properties = event.get("properties")
     click = _lower(properties.get("click_id_type")) if isinstance(properties, dict) else ""
     if click in PAID_CLICK_IDS:
-        return Traffic(*PAID_CLICK_IDS[click], campaign)
+        return *PAID_CLICK_IDS[click], campaign
     referrer = event.get("referrer_host") or host_of(event.get("referrer"))
     if isinstance(referrer, str) and referrer:
         host = _bare(referrer.lower())
         if host != _bare(host_of(event.get("url")) or ""):
-            return Traffic(host, "organic" if in_category(host, SEARCH_SITES) else "referral", campaign)
+            return host, _referral_medium(host), campaign
     if click == "fbclid":
-        return Traffic("facebook", "referral", campaign)
-    return Traffic("(direct)", "(none)", campaign)
+        return "facebook", "referral", campaign
+    return "(direct)", "(none)", campaign
 
 
 def assign_channel(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     if _lower(event.get("channel")):
         return event
-    event["channel"] = channel_of(traffic_of(event))
+    event["channel"] = _channel(*_traffic(event))
     return event
+
+
+@lru_cache(maxsize=4096)
+def _referral_medium(host: str) -> str:
+    return "organic" if in_category(host, SEARCH_SITES) else "referral"
 
 
 def _lower(value: object) -> str:

@@ -54,13 +54,14 @@ COLUMN_LIMITS: Mapping[str, int] = {
 }
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SCALARS = (int, float, bool)
 
 
 def clean_text(text: str) -> str:
     """`text` without NUL characters and with every lone surrogate replaced by U+FFFD."""
     if "\x00" in text:
         text = text.replace("\x00", "")
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):  # an ASCII text holds no surrogate
         # UTF-16 with surrogatepass writes each surrogate as its code unit; decoding joins valid pairs
         # and turns every unpaired unit into U+FFFD.
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
@@ -73,7 +74,12 @@ def clean_strings(event: Incoming, context: Context, notes: list[str]) -> Incomi
         if name == "properties":
             continue
         if isinstance(value, str):
-            event[name] = _fit(clean_text(value), COLUMN_LIMITS.get(name, TEXT_LIMIT), name, found)
+            limit = COLUMN_LIMITS.get(name, TEXT_LIMIT)
+            if len(value) <= limit and value.isascii() and "\x00" not in value:
+                continue  # the usual text: nothing to clean or cut
+            event[name] = _fit(clean_text(value), limit, name, found)
+        elif value is None or type(value) in _SCALARS:
+            continue
         elif isinstance(value, Mapping | list | tuple):  # no column takes one; cleaned for the rejection
             event[name] = _clean_value(value, name, 1, found)
     properties = event.get("properties")
@@ -114,13 +120,24 @@ def _clean_object(value: Mapping[Any, Any], where: str, depth: int, found: list[
         found.append(f"{where}: {len(items) - MAX_PROPERTIES} keys beyond the first {MAX_PROPERTIES} dropped")
         items = items[:MAX_PROPERTIES]
     for raw_key, item in items:
-        key = clean_text(raw_key if isinstance(raw_key, str) else str(raw_key))
-        key = _fit(key, PROPERTY_KEY_LIMIT, f"{where} key {_label(key)}", found)
-        path = f"{where}.{_label(key)}"
+        if type(raw_key) is str and len(raw_key) <= PROPERTY_KEY_LIMIT and raw_key.isascii() and "\x00" not in raw_key:
+            key = raw_key  # the usual key: nothing to clean or cut
+        else:
+            key = clean_text(raw_key if isinstance(raw_key, str) else str(raw_key))
+            key = _fit(key, PROPERTY_KEY_LIMIT, f"{where} key {_label(key)}", found)
         if key in out:
-            found.append(f"{path}: a second key with this name once cleaned; dropped")
+            found.append(f"{where}.{_label(key)}: a second key with this name once cleaned; dropped")
             continue
-        out[key] = _clean_value(item, path, depth, found)
+        kind = type(item)
+        if kind is str:
+            if len(item) <= TEXT_LIMIT and item.isascii() and "\x00" not in item:
+                out[key] = item  # the usual value: nothing to clean or cut (the path is never built)
+            else:
+                out[key] = _fit(clean_text(item), TEXT_LIMIT, f"{where}.{_label(key)}", found)
+        elif item is None or kind is int or kind is float or kind is bool:
+            out[key] = item
+        else:
+            out[key] = _clean_value(item, f"{where}.{_label(key)}", depth, found)
     return out
 
 

@@ -21,10 +21,14 @@ a host). It is a *derived* value for the later steps (channel, referrer spam), n
 final step keeps only the canonical columns, so it is dropped there, and the referrer itself is stored.
 
 Malformed URLs (e.g. ``http://[::1``) never raise: the parts that cannot be read are left out.
+
+What a URL yields is a pure function of its text, so it is cached per text (`functools.lru_cache`): page
+addresses and referrers repeat across events, and the channel step reads the URL's host again.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
@@ -48,26 +52,46 @@ CLICK_IDS: tuple[str, ...] = (
 
 def read_url(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     url = event.get("url")
-    parts = _split(url.strip()) if isinstance(url, str) else None
-    if parts is not None:
-        if _blank(event.get("path")) and (parts.netloc or parts.path.startswith("/")):
-            event["path"] = parts.path or "/"
-        query = _query(parts.query)
-        for name in UTM_COLUMNS:
-            if _blank(event.get(name)) and name in query:
-                event[name] = query[name][:TEXT_LIMIT]
-        click = next(((name, query[name]) for name in CLICK_IDS if name in query), None)
+    if isinstance(url, str):
+        path, utm, click = _url_facts(url.strip())
+        if path is not None and _blank(event.get("path")):
+            event["path"] = path
+        for name, value in utm:
+            if _blank(event.get(name)):
+                event[name] = value
         if click is not None:
             _add_click_id(event, *click)
     event["referrer_host"] = host_of(event.get("referrer"))
     return event
 
 
+_Facts = tuple[str | None, tuple[tuple[str, str], ...], tuple[str, str] | None]
+
+
+@lru_cache(maxsize=4096)
+def _url_facts(text: str) -> _Facts:
+    """What `read_url` takes from a URL: the path it would set (None: none), the UTM values present
+    (name, value cut to the limit), and the first click id (name, value), or None."""
+    parts = _split(text)
+    if parts is None:
+        return None, (), None
+    path = (parts.path or "/") if (parts.netloc or parts.path.startswith("/")) else None
+    query = _query(parts.query)
+    utm = tuple((name, query[name][:TEXT_LIMIT]) for name in UTM_COLUMNS if name in query)
+    click = next(((name, query[name]) for name in CLICK_IDS if name in query), None)
+    return path, utm, click
+
+
 def host_of(value: object) -> str | None:
     """The host name of a URL (lower case, no trailing dot), or None."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
     text = value.strip()
+    return _host(text) if text else None
+
+
+@lru_cache(maxsize=4096)
+def _host(text: str) -> str | None:
     if "://" not in text and not text.startswith(("/", "?", "#")):
         text = "//" + text  # a bare host or host/path
     parts = _split(text)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import Enum
 
@@ -56,7 +56,7 @@ def parse_timestamp(value: object, fmt: TsFormat = TsFormat.AUTO) -> datetime:
         return _from_number(_decimal(value), value, fmt)
     if isinstance(value, str):
         text = value.strip()
-        if fmt is not TsFormat.ISO and _NUMBER.fullmatch(text):
+        if fmt is not TsFormat.ISO and ":" not in text and _NUMBER.fullmatch(text):  # no number has a ":"
             return _from_number(Decimal(text), value, fmt)
         if fmt in (TsFormat.SECONDS, TsFormat.MILLISECONDS):
             raise TimestampError(f"{_show(value)} is not a number of epoch {_unit(fmt)}")
@@ -117,10 +117,11 @@ def _in_range(result: datetime, original: object) -> datetime:
 
 
 def _to_naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    offset = moment.utcoffset() if moment.tzinfo is not None else None
+    if offset is None or not offset:  # naive, or already UTC
         return moment.replace(tzinfo=None)
     try:
-        return moment.astimezone(UTC).replace(tzinfo=None)
+        return (moment - offset).replace(tzinfo=None)  # what astimezone(UTC) computes, without its overhead
     except OverflowError:
         raise TimestampError(f"{moment.isoformat()} is out of range") from None
 

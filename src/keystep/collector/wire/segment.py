@@ -54,6 +54,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -102,7 +103,12 @@ _NOT_EVENTS = ("identify", "alias", "group")
 
 def ga4_name(name: Any) -> str | None:
     """The GA4 name for a Segment spec event name, else None."""
-    return _BY_KEY.get(" ".join(name.lower().split())) if isinstance(name, str) else None
+    return _ga4_name(name) if isinstance(name, str) else None
+
+
+@lru_cache(maxsize=4096)  # event names repeat from message to message
+def _ga4_name(name: str) -> str | None:
+    return _BY_KEY.get(" ".join(name.lower().split()))
 
 
 def commerce(event: Incoming, properties: Mapping[str, Any], revenue_keys: tuple[str, ...] = ("revenue",),
@@ -114,12 +120,14 @@ def commerce(event: Incoming, properties: Mapping[str, Any], revenue_keys: tuple
         event["event"] = mapped
     name = event.get("event")
     keys = revenue_keys + (("total", "value") if isinstance(name, str) and name in ORDER_EVENTS else ())
-    revenue = next((properties[k] for k in keys if properties.get(k) is not None), None)
-    if revenue is not None:
-        event["revenue"] = revenue
-    currency = next((properties[k] for k in currency_keys if properties.get(k) is not None), None)
-    if currency is not None:
-        event["currency"] = currency
+    for key in keys:  # the first given
+        if properties.get(key) is not None:
+            event["revenue"] = properties[key]
+            break
+    for key in currency_keys:
+        if properties.get(key) is not None:
+            event["currency"] = properties[key]
+            break
 
 
 def an_id(value: Any) -> str | None:
@@ -179,7 +187,7 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
     if not isinstance(properties, dict):
         return reject(item, "`properties` must be an object"), []
     properties = dict(properties)
-    context = {**shared_context, **_dict(item.get("context"))}
+    context = {**shared_context, **_dict(item.get("context"))} if shared_context else _dict(item.get("context"))
     page = _dict(context.get("page"))
     event: Incoming = {"event_id": item.get("messageId")}
     if kind == "track":
