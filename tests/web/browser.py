@@ -29,7 +29,16 @@ from urllib.parse import urlsplit
 import httpx
 import pyarrow as pa
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, Playwright, Request
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    Playwright,
+    Request,
+    sync_playwright,
+)
 
 from collector.server import Server, Site
 from keystep.backends.duckdb import DuckDBBackend, event_arrow_schema
@@ -362,3 +371,21 @@ def foreign_elements(page: Page) -> list[str]:
 def cell_texts(page: Page) -> list[str]:
     texts: list[str] = page.locator("td").evaluate_all("(cells) => cells.map((c) => c.textContent.trim())")
     return texts
+
+
+# -- fixtures the browser test modules import (each module defines its own `server`) --------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def first(browser: Browser, server: Server) -> Iterator[FirstRun]:
+    run = first_run(browser, server.url)
+    yield run
+    run.context.close()

@@ -20,11 +20,11 @@ from browser import (
     PROJECT,
     DemoStore,
     FirstRun,
+    browser,
     build_store,
     cell_texts,
     charts_drawn,
-    first_run,
-    launch,
+    first,
     log_in,
     new_context,
     page_name,
@@ -33,7 +33,7 @@ from browser import (
     serve,
     watch,
 )
-from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Response
 
 from collector.server import Server
 from keystep.web.app import CSP
@@ -49,21 +49,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
 def server(store: DemoStore) -> Iterator[Server]:
     with serve(store) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def first(browser: Browser, server: Server) -> Iterator[FirstRun]:
-    run = first_run(browser, server.url)
-    yield run
-    run.context.close()
 
 
 @pytest.fixture(scope="module")

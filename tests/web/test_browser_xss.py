@@ -23,21 +23,21 @@ from browser import (
     DemoStore,
     FirstRun,
     Watch,
+    browser,
     build_store,
     cell_texts,
     charts_drawn,
     collect,
-    first_run,
+    first,
     foreign_elements,
     goal_yaml,
-    launch,
     new_context,
     screenshot,
     serve,
     wait_converted,
     watch,
 )
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext
 
 from collector.server import Server
 from keystep.web.pages import find_page
@@ -77,21 +77,6 @@ def server(store: DemoStore) -> Iterator[Server]:
         for goal in PAYLOADS:
             assert wait_converted(running, store.read_key, goal, store.last_day - timedelta(days=1)) == 12
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def first(browser: Browser, server: Server) -> Iterator[FirstRun]:
-    run = first_run(browser, server.url)
-    yield run
-    run.context.close()
 
 
 @pytest.fixture(scope="module")
