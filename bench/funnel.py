@@ -113,17 +113,17 @@ def load_chdb(data: Path, store: Path) -> None:
 
 
 def query_keystep(store: Path, repeat: int) -> dict[str, Any]:
+    from keystep.analysis.funnels import funnel_rows
     from keystep.backends.duckdb import DuckDBBackend
     from keystep.conversions.definitions import Definitions, FunnelMode, Unit, adhoc_funnel
     from keystep.query import Query
-    from keystep.sql.funnels import build_funnel
 
     backend = DuckDBBackend(store, read_only=True)
     funnel = adhoc_funnel(Definitions(), STEPS, WINDOW, FunnelMode.ORDERED, Unit.VISITOR)
     query = Query(project=PROJECT, unit=Unit.VISITOR)
 
     def run() -> list[int]:
-        row = next(iter(backend.execute(build_funnel(funnel, query))))
+        row = funnel_rows(backend, funnel, query)[0]
         return [int(u) for u in row["units"]]
 
     return _timed(run, repeat)

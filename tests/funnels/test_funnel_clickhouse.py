@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import event_table
+from keystep.analysis.funnels import funnel_rows
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Funnel, FunnelMode, Matcher, Step, Unit
 from keystep.query import Query
-from keystep.sql.funnels import build_funnel
 
 
 def clickhouse_counts(path: Path, steps: tuple[tuple[str, ...], ...], window: timedelta) -> list[int]:
@@ -44,7 +44,7 @@ def keystep_counts(
         FunnelMode.ORDERED,
         Unit.VISITOR,
     )
-    row = next(iter(backend.execute(build_funnel(f, Query(project="test")))))
+    row = funnel_rows(backend, f, Query(project="test"))[0]
     return list(row["units"])
 
 

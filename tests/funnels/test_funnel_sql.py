@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import event_table
+from keystep.analysis.funnels import funnel_rows
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Funnel, FunnelMode, Matcher, Step, Unit
 from keystep.query import Query
-from keystep.sql.funnels import build_funnel
+from keystep.sql.funnels import MAX_STEPS, build_funnel, build_ordered_sequences, build_time_span, packs
 
 
 def run_sql(
@@ -34,7 +35,7 @@ def run_sql(
         mode=mode,
         unit=unit,
     )
-    rows = list(backend.execute(build_funnel(f, query)))
+    rows = funnel_rows(backend, f, query)
     assert len(rows) == 1 and rows[0]["all_segments"]
     row = rows[0]
     return Expected(list(row["units"]), list(row["median_us"]), list(row["p90_us"]))
@@ -85,6 +86,31 @@ def test_every_mode_matches_the_reference(
         )
 
 
+@settings(max_examples=30, deadline=None)
+@given(events=event_logs(), steps=st.sampled_from(STEP_SETS), window=st.sampled_from(WINDOWS))
+def test_ordered_mode_with_many_steps_over_a_long_span(
+    events: list[dict[str, Any]], steps: tuple[tuple[str, ...], ...], window: timedelta
+) -> None:
+    """20 to 32 steps over a year: the times and masks no longer fit one 64-bit integer, so the
+    database sends them as two lists; the result must not change."""
+    many = (steps * 16)[:MAX_STEPS]
+    events = [
+        *events,
+        *({"visitor_id": "z", "event": "x", "ts": datetime(2026, m, 1), "user_id": None} for m in (1, 12)),
+    ]
+    query = Query(project="test")
+    backend = DuckDBBackend(":memory:")
+    try:
+        backend.insert_events(event_table(events))
+        first_us, last_us = next(iter(backend.execute(build_time_span(query)))).values()
+        f = Funnel("f", tuple(Step(str(k), (Matcher(events=n),)) for k, n in enumerate(many)), window)
+        assert not packs(f, first_us, last_us)
+        want = funnel(event_table(events).to_pylist(), many, window, "ordered")
+        assert_same(run_sql(backend, many, window, FunnelMode.ORDERED, query), want)
+    finally:
+        backend.close()
+
+
 def test_examples_worked_by_hand() -> None:
     """Visitor p: a b c in order (all modes reach 3). q: b a c — ordered stops at a (1), strict too,
     any_order 3. r: a x b — ordered 2, strict 1 (x between), any_order 2. s: a and b at the same minute,
@@ -128,8 +154,11 @@ def test_examples_worked_by_hand() -> None:
     backend.close()
 
 
-def test_values_are_bound_parameters() -> None:
-    f = Funnel("f", (Step("o'brien", (Matcher(events=("o'brien",)),)), Step("b", (Matcher(events=("b",)),))))
-    sql = build_funnel(f, Query(project="p'q"))
+@pytest.mark.parametrize("mode", list(FunnelMode))
+def test_values_are_bound_parameters(mode: FunnelMode) -> None:
+    steps = (Step("o'brien", (Matcher(events=("o'brien",)),)), Step("b", (Matcher(events=("b",)),)))
+    f = Funnel("f", steps, mode=mode)
+    build = build_ordered_sequences if mode is FunnelMode.ORDERED else build_funnel
+    sql = build(f, Query(project="p'q"))
     assert "o'brien" not in sql.text and "p'q" not in sql.text
     assert "o'brien" in sql.params.values() and "p'q" in sql.params.values()

@@ -28,11 +28,20 @@ from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
+import pyarrow as pa
+
+from keystep.analysis.funnel_paths import Events, ordered_paths
 from keystep.analysis.segments import ALPHA, Direction, compare_segments
 from keystep.backends.base import Backend
 from keystep.conversions.definitions import Funnel, FunnelMode, Unit
 from keystep.query import Query
-from keystep.sql.funnels import build_funnel
+from keystep.sql.funnels import (
+    build_aggregate,
+    build_funnel,
+    build_ordered_sequences,
+    build_time_span,
+    packs,
+)
 from keystep.stats.proportions import Rate, compute_rate
 
 
@@ -87,9 +96,33 @@ class FunnelResult:
 
 def run_funnel(backend: Backend, funnel: Funnel, query: Query, *, alpha: float = ALPHA) -> FunnelResult:
     """Measure `funnel` over the query's range, project and breakdown, counting `funnel.unit` (the
-    query's own unit is not used), with one statement."""
-    rows = list(backend.execute(build_funnel(funnel, query)))
-    return compute_funnel(funnel, query, rows, alpha=alpha)
+    query's own unit is not used)."""
+    return compute_funnel(funnel, query, funnel_rows(backend, funnel, query), alpha=alpha)
+
+
+def funnel_rows(backend: Backend, funnel: Funnel, query: Query) -> list[dict[str, Any]]:
+    """The rows `keystep.sql.funnels.COLUMNS`. The `strict` and `any_order` modes are one statement; the
+    `ordered` mode is a statement that groups each unit's step events, the compiled scan of each unit
+    (`keystep.analysis.funnel_paths`), and a statement that counts and takes quantiles over the result."""
+    if funnel.mode is not FunnelMode.ORDERED:
+        return list(backend.execute(build_funnel(funnel, query)))
+    steps = len(funnel.steps)
+    first_us, last_us = next(iter(backend.execute(build_time_span(query)))).values()
+    if first_us is not None and packs(funnel, first_us, last_us):
+        sequences = backend.execute_arrow(build_ordered_sequences(funnel, query, base_us=first_us))
+        packed = sequences.column("packed").combine_chunks()
+        values = packed.values.to_numpy()
+        events = Events(packed.offsets.to_numpy(), values, values, shift=steps)
+    else:
+        sequences = backend.execute_arrow(build_ordered_sequences(funnel, query))
+        ts = sequences.column("ts").combine_chunks()
+        masks = sequences.column("masks").combine_chunks().values.to_numpy()
+        events = Events(ts.offsets.to_numpy(), ts.values.to_numpy(), masks)
+    levels, path = ordered_paths(events, steps, funnel.window // timedelta(microseconds=1))
+    columns = {"segment": sequences.column("segment"), "level": levels}
+    columns.update((f"p{k + 1}", path[k]) for k in range(steps))
+    aggregate = build_aggregate(steps, breakdown=query.breakdown is not None)
+    return list(backend.execute(aggregate, relations={"supplied": pa.table(columns)}))
 
 
 def compute_funnel(

@@ -48,7 +48,13 @@ class Dialect:
 class Backend(Protocol):
     dialect: Dialect
 
-    def execute(self, query: SQL) -> Rows: ...
+    def execute(self, query: SQL, relations: Mapping[str, pa.Table] | None = None) -> Rows:
+        """Run a query; `relations` are Arrow tables it may read by name, as if they were tables."""
+        ...
+
+    def execute_arrow(self, query: SQL) -> pa.Table:
+        """Run a query whose result is large (one row per unit, say) and return it as an Arrow table."""
+        ...
 
     def insert_events(self, table: pa.Table) -> int:
         """Store canonical events; returns how many were new (duplicates on (project, event_id) are dropped)."""

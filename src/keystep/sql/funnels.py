@@ -1,8 +1,12 @@
 """Funnels: per step, the units that reached it and the time it took them from the previous step.
 
-One statement. The database finds, for every unit, how far it got (its *level*: the number of leading
-steps it reached) and one *path* (when it completed each of those steps), then counts and takes
-quantiles per step, over all units and, with a breakdown, per segment. Rows (see `COLUMNS`):
+For every unit: how far it got (its *level*: the number of leading steps it reached) and one *path*
+(when it completed each of those steps); then counts and quantiles per step, over all units and, with a
+breakdown, per segment. The `strict` and `any_order` modes are one statement (`build_funnel`). The
+`ordered` mode, the one people use most, is the database grouping each unit's step events
+(`build_ordered_sequences`), a compiled linear scan per unit as ClickHouse's `windowFunnel` does it
+(`keystep.analysis.funnel_paths`: no SQL formulation came near, see docs/performance.md), and the
+same counts and quantiles over its result (`build_aggregate`). Rows (see `COLUMNS`):
 
 - `segment`: the unit's segment (`keystep.sql.scope.build_segment`), NULL in the row over all units;
 - `all_segments`: true in the row over all units;
@@ -54,42 +58,104 @@ from keystep.conversions.definitions import Funnel, FunnelMode, Unit
 from keystep.query import Query
 from keystep.sql.goals import build_match
 from keystep.sql.params import Params
-from keystep.sql.scope import build_scope, build_units
+from keystep.sql.scope import build_range_filter, build_scope, build_units
 
 COLUMNS: tuple[str, ...] = ("segment", "all_segments", "units", "median_us", "p90_us")
 
 MAX_STEPS = 32  # as windowFunnel
 
 
-def build_funnel(funnel: Funnel, query: Query) -> SQL:
-    """Rows `COLUMNS`: one over all units that did step 1 (zero counts when none did), plus one per segment
-    when the query has a breakdown."""
+def _check(funnel: Funnel) -> int:
+    """The funnel's window in microseconds, after checking its size."""
     n = len(funnel.steps)
     if not 1 <= n <= MAX_STEPS:
         raise ValueError(f"a funnel has 1 to {MAX_STEPS} steps, got {n}")
     window_us = int(funnel.window.total_seconds() * 1_000_000)
     if window_us < 0:
         raise ValueError("the funnel window must not be negative")
+    return window_us
+
+
+def build_funnel(funnel: Funnel, query: Query) -> SQL:
+    """Rows `COLUMNS` for the `strict` and `any_order` modes: one over all units that did step 1 (zero
+    counts when none did), plus one per segment when the query has a breakdown. (The `ordered` mode is
+    `build_ordered_sequences`, a scan per unit, then `build_aggregate`.)"""
+    if funnel.mode is FunnelMode.ORDERED:
+        raise ValueError("the ordered mode is build_ordered_sequences and build_aggregate")
+    window_us = _check(funnel)
     p = Params()
-    build = build_units if query.breakdown is not None else build_scope
-    ctes = [build(query, p, funnel.unit)]
+    breakdown = query.breakdown is not None
+    ctes = [(build_units if breakdown else build_scope)(query, p, funnel.unit)]
     flags = [build_match(step.match, p) for step in funnel.steps]
     window = p.bind(window_us)
-    materialize = funnel.unit is not Unit.VISITOR
-    if funnel.mode is FunnelMode.ORDERED:
-        ctes.extend(_ordered(flags, window, materialize))
-    elif funnel.mode is FunnelMode.STRICT:
+    if funnel.mode is FunnelMode.STRICT:
         ctes.extend(_strict(flags, window))
     else:
-        ctes.extend(_any_order(flags, window, materialize))
-    return p.sql("WITH " + ",\n".join(ctes) + "\n" + _aggregate(n, query.breakdown is not None))
+        ctes.extend(_any_order(flags, window, materialize=funnel.unit is not Unit.VISITOR))
+    segment = "units.segment" if breakdown else "CAST(NULL AS VARCHAR)"
+    join = " JOIN units USING (unit_id)" if breakdown else ""
+    ctes.append(f"funnel_units AS (SELECT {segment} AS segment, paths.* FROM paths{join})")
+    return p.sql("WITH " + ",\n".join(ctes) + "\n" + _aggregate(len(flags), breakdown))
+
+
+def build_time_span(query: Query) -> SQL:
+    """`(first_us, last_us)`: the earliest and latest event time (microseconds since the epoch) in the
+    query's project and range: bounds of any unit's events, read from the time column alone."""
+    p = Params()
+    return p.sql(f"SELECT epoch_us(min(ts)) AS first_us, epoch_us(max(ts)) AS last_us FROM events"
+                 f" WHERE {build_range_filter(query, p)}")
+
+
+def packs(funnel: Funnel, first_us: int, last_us: int) -> bool:
+    """Whether the step events of a span fit `build_ordered_sequences(..., base_us=first_us)`'s packed
+    form: the time since the span's start, shifted left by one bit per step, in a signed 64-bit integer."""
+    return (last_us - first_us).bit_length() + len(funnel.steps) <= 62
+
+
+def build_ordered_sequences(funnel: Funnel, query: Query, base_us: int | None = None) -> SQL:
+    """The `ordered` mode's input: one row per unit that did any step, with its `segment` (NULL without a
+    breakdown) and its step events in no particular order, each event a time `t` (microseconds) and a
+    mask `m` (bit j set when the event matches step j+1):
+
+    - with `base_us` (the span's start, when `packs`): `packed`, a list of (t - base_us) * 2^steps + m,
+      one list instead of two (a second list costs DuckDB about a third more);
+    - without: `ts`, the list of t since the epoch, and `masks`, the list of m.
+
+    `keystep.analysis.funnel_paths` scans them."""
+    _check(funnel)
+    p = Params()
+    breakdown = query.breakdown is not None
+    ctes = [(build_units if breakdown else build_scope)(query, p, funnel.unit)]
+    bits = " + ".join(
+        f"CASE WHEN {build_match(step.match, p)} THEN {1 << j} ELSE 0 END" for j, step in enumerate(funnel.steps)
+    )
+    ctes.append(
+        f"hits AS (SELECT * FROM (SELECT unit_id, ts, CAST({bits} AS BIGINT) AS mask FROM scoped) WHERE mask > 0)"
+    )
+    segment = "any_value(units.segment)" if breakdown else "CAST(NULL AS VARCHAR)"
+    join = " JOIN units USING (unit_id)" if breakdown else ""
+    # no ORDER BY in the lists: ordered aggregates cost DuckDB a sort per unit and list, about twice the
+    # grouping; the scan sorts the units whose events come out of time order
+    if base_us is None:
+        lists = "list(epoch_us(hits.ts)) AS ts, list(mask) AS masks"
+    else:
+        lists = f"list((epoch_us(hits.ts) - {p.bind(base_us)}) * {1 << len(funnel.steps)} + mask) AS packed"
+    return p.sql(
+        "WITH " + ",\n".join(ctes) + f"\nSELECT {segment} AS segment, {lists} FROM hits{join} GROUP BY unit_id"
+    )
+
+
+def build_aggregate(steps: int, breakdown: bool) -> SQL:
+    """Rows `COLUMNS` from a relation `supplied(segment, level, p1..pn)` supplied by the caller (one row
+    per unit that did any step, `pk` in microseconds); units with level 0 never entered the funnel."""
+    return SQL(f"WITH funnel_units AS (SELECT * FROM supplied WHERE level >= 1)\n{_aggregate(steps, breakdown)}")
 
 
 def _hits(flags: list[str], materialize: bool) -> str:
     """The unit's events that match at least one step, with one boolean per step. Materialized when the
     scope is costly to compute twice (sessions and users need window functions over all events);
     for visitors it is inlined into each step (DuckDB then scans the table once, keeping only the
-    columns and rows the steps use: as fast as materializing, measured at 10M events)."""
+    columns and rows the steps use)."""
     cols = ", ".join(f"{flag} AS h{j}" for j, flag in enumerate(flags, 1))
     any_step = " OR ".join(f"h{j}" for j in range(1, len(flags) + 1))
     how = "MATERIALIZED" if materialize else "NOT MATERIALIZED"
@@ -102,31 +168,6 @@ def _step_tables(n: int) -> list[str]:
 
 def _within(ts: str, start: str, window: str) -> str:
     return f"{ts} <= {start} + to_microseconds({window})"
-
-
-def _ordered(flags: list[str], window: str, materialize: bool) -> list[str]:
-    """Every step-1 occurrence is a start; `r{j}` extends the chains that reached step j-1 by one ASOF join
-    to the first step-j occurrence at or after step j-1 (kept only within the window). Only chains that
-    reached step j-1 are joined to step j (a chain that stopped cannot go on), so each join probes
-    fewer rows than the one before; the chains that stopped at step j-1 join the candidates as they
-    are, with level j-1."""
-    n = len(flags)
-    ctes = [_hits(flags, materialize), *_step_tables(n), "r1 AS (SELECT unit_id, ts AS t1 FROM s1)"]
-    for j in range(2, n + 1):
-        chains = f"r{j - 1}" if j == 2 else f"(SELECT * FROM r{j - 1} WHERE t{j - 1} IS NOT NULL)"
-        ctes.append(
-            f"r{j} AS (SELECT r.*, CASE WHEN {_within('s.ts', 'r.t1', window)} THEN s.ts END AS t{j}"
-            f" FROM {chains} r ASOF LEFT JOIN s{j} s ON r.unit_id = s.unit_id AND s.ts >= r.t{j - 1})"
-        )
-
-    def times(upto: int) -> str:  # t1..tn, NULL beyond step `upto`
-        return ", ".join(f"t{k}" if k <= upto else f"CAST(NULL AS TIMESTAMP) AS t{k}" for k in range(1, n + 1))
-
-    # level j-1: the chains of r{j} that found no step j; level n-1 or n: the chains that got to r{n}
-    stopped = [f"SELECT unit_id, {times(j - 1)}, {j - 1} AS level FROM r{j} WHERE t{j} IS NULL" for j in range(2, n)]
-    last = f"{n - 1} + (t{n} IS NOT NULL)::INTEGER" if n > 1 else "1"
-    ctes.append(_paths(n, " UNION ALL ".join([*stopped, f"SELECT unit_id, {times(n)}, {last} AS level FROM r{n}"])))
-    return ctes
 
 
 def _strict(flags: list[str], window: str) -> list[str]:
@@ -186,22 +227,22 @@ def _paths(n: int, candidates: str, start: str = "epoch_us(t1)") -> str:
     """`paths(unit_id, level, p1..pn)`: per unit, the highest level of its candidate starts, and the path
     (`pk`: when step k was completed, NULL beyond the level) of the earliest start reaching it."""
     key = f"{start} - level * 100000000000000000"  # level first, then the earliest start
-    cols = ", ".join(f"arg_min(t{k}, {key}) AS p{k}" for k in range(1, n + 1))
+    cols = ", ".join(f"epoch_us(arg_min(t{k}, {key})) AS p{k}" for k in range(1, n + 1))
     return f"paths AS (SELECT unit_id, max(level) AS level, {cols} FROM ({candidates}) GROUP BY unit_id)"
 
 
 def _aggregate(n: int, breakdown: bool) -> str:
     units = ", ".join(["count(*)"] + [f"count(*) FILTER (WHERE level >= {k})" for k in range(2, n + 1)])
     quantiles = [
-        f"quantile_cont(epoch_us(p{k}) - epoch_us(p{k - 1}), [0.5, 0.9]) FILTER (WHERE level >= {k})"
+        f"quantile_cont(p{k} - p{k - 1}, [0.5, 0.9]) FILTER (WHERE level >= {k})"
         for k in range(2, n + 1)
     ]
     median = ", ".join(["NULL"] + [f"{q}[1]" for q in quantiles])
     p90 = ", ".join(["NULL"] + [f"{q}[2]" for q in quantiles])
     select = f"[{units}] AS units, [{median}]::DOUBLE[] AS median_us, [{p90}]::DOUBLE[] AS p90_us"
     if not breakdown:
-        return f"SELECT CAST(NULL AS VARCHAR) AS segment, true AS all_segments, {select} FROM paths"
+        return f"SELECT CAST(NULL AS VARCHAR) AS segment, true AS all_segments, {select} FROM funnel_units"
     return (
         f"SELECT segment, GROUPING(segment) = 1 AS all_segments, {select}"
-        " FROM paths JOIN units USING (unit_id) GROUP BY GROUPING SETS ((), (segment))"
+        " FROM funnel_units GROUP BY GROUPING SETS ((), (segment))"
     )

@@ -1,0 +1,70 @@
+"""The ordered funnel's compiled per-unit scan against the pure-Python reference, on inputs the SQL tests
+do not reach: long units in random order (merge sort), many units split across threads, packed input."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from funnel_reference import ordered_path, window_funnel_level
+
+from keystep.analysis.funnel_paths import INSERTION_SORT_MAX, MIN_UNITS_PER_THREAD, Events, ordered_paths
+
+STEPS = (("a",), ("a", "b"), ("c",), ("b",))  # an `a` matches steps 1 and 2; `b` steps 2 and 4
+NAMES = ("a", "b", "c", "x")
+WINDOW_US = 3_000_000  # three seconds on a clock of whole seconds: ties and window edges are common
+
+
+def random_units(rng: np.random.Generator, units: int, longest: int) -> list[list[tuple[int, str]]]:
+    def unit(n: int) -> list[tuple[int, str]]:
+        seconds, names = rng.integers(0, 20, n), rng.integers(0, 4, n)
+        return [(int(t) * 1_000_000, NAMES[int(k)]) for t, k in zip(seconds, names, strict=True)]
+
+    return [unit(int(n)) for n in rng.integers(1, longest + 1, units)]
+
+
+def as_events(units: list[list[tuple[int, str]]], pack: bool) -> Events:
+    offsets = np.cumsum([0] + [len(u) for u in units])
+    ts = np.array([t for u in units for t, _ in u], dtype=np.int64)
+    masks = np.array(
+        [sum(1 << j for j, step in enumerate(STEPS) if name in step) for u in units for _, name in u], dtype=np.int64
+    )
+    if pack:
+        packed = ts << len(STEPS) | masks
+        return Events(offsets, packed, packed, shift=len(STEPS))
+    return Events(offsets, ts, masks)
+
+
+def reference(unit: list[tuple[int, str]]) -> list[int]:
+    events = [{"ts": datetime(1970, 1, 1) + timedelta(microseconds=t), "event": name} for t, name in unit]
+    path = ordered_path(events, STEPS, WINDOW_US)
+    assert window_funnel_level(events, STEPS, WINDOW_US) == len(path)
+    return path
+
+
+def check(units: list[list[tuple[int, str]]], levels: np.ndarray, path: np.ndarray, sample: range) -> None:
+    for u in sample:
+        want = reference(units[u])
+        assert levels[u] == len(want), (u, units[u])
+        assert list(path[: len(want), u]) == want, (u, units[u])
+
+
+def test_long_units_in_random_order() -> None:
+    rng = np.random.default_rng(7)
+    units = random_units(rng, 300, longest=4 * INSERTION_SORT_MAX)
+    for pack in (False, True):
+        levels, path = ordered_paths(as_events(units, pack), len(STEPS), WINDOW_US)
+        check(units, levels, path, range(len(units)))
+
+
+def test_threads_give_the_same_paths() -> None:
+    rng = np.random.default_rng(11)
+    units = random_units(rng, 3 * MIN_UNITS_PER_THREAD, longest=6)
+    events = as_events(units, pack=True)
+    one = ordered_paths(events, len(STEPS), WINDOW_US, threads=1)
+    three = ordered_paths(events, len(STEPS), WINDOW_US, threads=3)
+    assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])
+    # units at the edges of the threads' runs and a sample elsewhere
+    check(units, *three, range(0, len(units), 997))
+    for edge in (MIN_UNITS_PER_THREAD, 2 * MIN_UNITS_PER_THREAD):
+        check(units, *three, range(edge - 50, edge + 50))
