@@ -1,5 +1,6 @@
 """Kaplan–Meier curves against lifelines' `KaplanMeierFitter`: S(t), the exponential Greenwood (log(−log))
-band, and the quantiles of the event distribution with their Brookmeyer–Crowley intervals."""
+band, and the quantiles of the event distribution with their Brookmeyer–Crowley intervals; the log-rank
+test of each group against the rest against `lifelines.statistics.logrank_test`."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
 from lifelines.utils import median_survival_times, qth_survival_times
 
-from keystep.stats.survival import SurvivalCurve, kaplan_meier
+from keystep.stats.survival import LogRankTest, SurvivalCurve, kaplan_meier, log_rank_against_rest
 
 # (duration, observed, weight): small integer durations so that events and censorings share times often
 Row = tuple[int, bool, int]
@@ -221,3 +223,123 @@ def test_bad_inputs_raise(durations: list[float], observed: list[bool], weights:
 def test_quantile_outside_zero_one_raises(q: float) -> None:
     with pytest.raises(ValueError):
         kaplan_meier([1, 2], [True, True]).quantile(q)
+
+
+# -- the log-rank test ---------------------------------------------------------------------------------
+
+# (duration, observed, weight, group): few distinct durations, so that ties and censorings at event times
+# are common, and groups that may have no event or be censored before every event
+GroupedRow = tuple[int, bool, int, str]
+grouped_rows = st.lists(
+    st.tuples(st.integers(0, 8), st.booleans(), st.integers(1, 4), st.sampled_from("abc")), min_size=1, max_size=40
+)
+
+
+def lifelines_vs_rest(rows: Sequence[GroupedRow], group: str) -> tuple[float, float]:
+    """(statistic, p) of lifelines' two-sample log-rank test of `group` against every other row."""
+    inside = [r for r in rows if r[3] == group]
+    rest = [r for r in rows if r[3] != group]
+    result = logrank_test(
+        [d for d, _, _, _ in inside], [d for d, _, _, _ in rest],
+        [e for _, e, _, _ in inside], [e for _, e, _, _ in rest],
+        weights_A=[float(w) for _, _, w, _ in inside], weights_B=[float(w) for _, _, w, _ in rest],
+    )
+    return float(result.test_statistic), float(result.p_value)
+
+
+def grouped_ours(rows: Sequence[GroupedRow]) -> dict[str, LogRankTest]:
+    return log_rank_against_rest([d for d, _, _, _ in rows], [e for _, e, _, _ in rows],
+                                 [g for _, _, _, g in rows], [w for _, _, w, _ in rows])
+
+
+@settings(max_examples=150, deadline=None)
+@given(grouped_rows)
+def test_log_rank_matches_lifelines(rows: list[GroupedRow]) -> None:
+    got = grouped_ours(rows)
+    assert list(got) == list(dict.fromkeys(g for _, _, _, g in rows))  # in order of appearance
+    for group, test in got.items():
+        assert test.observed == sum(w for _, e, w, g in rows if e and g == group)
+        if len(got) == 1:  # nothing to compare with: no variance, not testable
+            assert test.p_value is None and test.variance == 0.0
+            continue
+        statistic, p = lifelines_vs_rest(rows, group)
+        if test.statistic is None:
+            # no event while both sides had units at risk: lifelines' pseudo-inverse of a zero variance gives 0
+            assert test.variance == 0.0 and test.p_value is None
+            assert statistic == pytest.approx(0.0, abs=1e-12)
+        else:
+            assert test.statistic == pytest.approx(statistic, rel=1e-9, abs=1e-12)
+            assert test.p_value == pytest.approx(p, rel=1e-9, abs=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(grouped_rows)
+def test_log_rank_weights_equal_repeated_rows(rows: list[GroupedRow]) -> None:
+    repeated = [(d, e, 1, g) for d, e, w, g in rows for _ in range(w)]
+    weighted, unweighted = grouped_ours(rows), grouped_ours(repeated)
+    assert weighted.keys() == unweighted.keys()
+    for group, test in weighted.items():
+        other = unweighted[group]
+        assert (test.observed, test.expected, test.variance) == pytest.approx(
+            (other.observed, other.expected, other.variance), rel=1e-12, abs=1e-12)
+
+
+def test_log_rank_on_random_data_with_ties_and_censoring() -> None:
+    """Three groups of 200 with different hazards, durations rounded to whole units (many ties), censored
+    at random: each against the other two, as lifelines computes it."""
+    rng = np.random.default_rng(20260302)
+    groups = np.repeat(["fast", "middle", "slow"], 200)
+    scale = np.repeat([5.0, 7.0, 12.0], 200)
+    durations = np.floor(rng.exponential(scale))
+    censor_at = np.floor(rng.exponential(15.0, 600))
+    observed = durations <= censor_at
+    times = np.minimum(durations, censor_at)
+    got = log_rank_against_rest(times.tolist(), observed.tolist(), groups.tolist())
+    assert len(np.unique(times)) < 100 and 0 < observed.sum() < 600  # ties and censoring, indeed
+    for group in ("fast", "middle", "slow"):
+        inside = groups == group
+        ref = logrank_test(times[inside], times[~inside], observed[inside], observed[~inside])
+        assert got[group].statistic == pytest.approx(ref.test_statistic, rel=1e-9)
+        assert got[group].p_value == pytest.approx(ref.p_value, rel=1e-9)
+    assert got["fast"].observed > got["fast"].expected and got["slow"].observed < got["slow"].expected
+    assert got["fast"].p_value is not None and got["fast"].p_value < 1e-3
+
+
+def test_log_rank_by_hand() -> None:
+    """Group a: events at 1 and 2, censored at 3; group b: events at 2 and 4.
+    t=1: 5 at risk (a 3, b 2), 1 event: E_a = 3/5, V = (3/5)(2/5) = 6/25;
+    t=2: 4 at risk (a 2, b 2), 2 events: E_a += 2 · 2/4 = 1, V += 2 · (1/2)(1/2) · (4 − 2)/(4 − 1) = 1/3;
+    t=3: a censoring only; t=4: b alone at risk, 1 event: E_a += 0, V += 0.
+    O_a = 2, E_a = 8/5, V = 6/25 + 1/3 = 43/75: χ² = (2/5)² / (43/75) = 12/43, p = P(χ²₁ > 12/43)."""
+    got = log_rank_against_rest([1, 2, 3, 2, 4], [True, True, False, True, True], ["a", "a", "a", "b", "b"])
+    a, b = got["a"], got["b"]
+    assert (a.observed, a.expected, a.variance) == (2, pytest.approx(8 / 5), pytest.approx(43 / 75))
+    assert a.statistic == pytest.approx(12 / 43)
+    assert a.p_value == pytest.approx(math.erfc(math.sqrt(6 / 43)))  # P(χ²₁ > x) = erfc(√(x/2))
+    assert a.p_value == pytest.approx(0.5973, abs=1e-4)
+    # two groups: b's test is a's seen from the other side (E_b = 4 events − E_a = 12/5)
+    assert (b.observed, b.expected) == (2, pytest.approx(12 / 5))
+    assert (b.variance, b.statistic, b.p_value) == (a.variance, pytest.approx(a.statistic), pytest.approx(a.p_value))
+
+
+def test_log_rank_without_overlap_is_not_testable() -> None:
+    # group a is censored before b's only event; b has no unit at risk at a's (there is none): variance 0
+    got = log_rank_against_rest([1, 5], [False, True], ["a", "b"])
+    assert got["a"] == LogRankTest(observed=0, expected=0.0, variance=0.0, statistic=None, p_value=None)
+    assert log_rank_against_rest([], [], []) == {}
+
+
+@pytest.mark.parametrize(
+    ("durations", "observed", "groups", "weights"),
+    [
+        ([1, 2], [True, False], ["a"], None),  # groups shorter
+        ([1, 2], [True], ["a", "b"], None),
+        ([1, -2], [True, False], ["a", "b"], None),
+        ([1, 2], [True, False], ["a", "b"], [1, -1]),
+    ],
+)
+def test_log_rank_bad_inputs_raise(
+    durations: list[float], observed: list[bool], groups: list[str], weights: list[int] | None
+) -> None:
+    with pytest.raises(ValueError):
+        log_rank_against_rest(durations, observed, groups, weights)

@@ -17,6 +17,10 @@ Definitions (the counting rule is in `keystep.sql.micro_macro`):
   - `incremental_value`: their difference, with a 95% normal (Welch) interval from the sums and sums of
     squares: the macro value associated with doing the micro, per unit (observational, not causal);
   - `value_per_macro_unit`: mean V over the macro units that did the micro (value per converter).
+- With a breakdown, each segment's macro rate (macro units ÷ units) is compared with the rate of all
+  other units (`rest_rate`) by the two-proportion test, the p-values Holm-adjusted across the segments,
+  as for conversions and funnels (`keystep.analysis.segments.compare_segments`). The overall group has
+  None in these fields.
 
 `suggest` ranks micro goals as leading indicators of the macro; its score and rules are documented on
 `compute_suggestions`.
@@ -26,11 +30,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from statistics import NormalDist
 from typing import Any
 
+from keystep.analysis.segments import ALPHA, Direction, compare_segments
 from keystep.backends.base import Backend, Rows
 from keystep.conversions.definitions import Definitions, Goal, MacroType, Unit
 from keystep.query import Query
@@ -99,6 +104,12 @@ class MicroMacroGroup:
     value_sum: float
     value_per_unit: float | None
     micro: tuple[MicroEffect, ...]
+    # a segment's macro rate against the rest of the units' (module doc); None (False) for all units
+    rest_rate: GroupRate | None = None
+    p_value: float | None = None  # two-proportion test against the rest; None also when not testable
+    adjusted_p: float | None = None  # Holm-adjusted across the segments
+    significant: bool = False  # adjusted_p < alpha
+    direction: Direction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,7 @@ class MicroMacroResult:
     breakdown: str | None
     overall: MicroMacroGroup
     segments: tuple[MicroMacroGroup, ...]
+    alpha: float = ALPHA  # the level at which segments are flagged
 
 
 # -- the stats we lean on ----------------------------------------------------------------------------
@@ -218,7 +230,9 @@ def compute_group(
     return MicroMacroGroup(segment, n, x, _group_rate(x, n), s, _ratio(s, n), tuple(effects))
 
 
-def compute_micro_macro(rows: Rows, query: Query, micro: Sequence[Goal], macro: Goal) -> MicroMacroResult:
+def compute_micro_macro(
+    rows: Rows, query: Query, micro: Sequence[Goal], macro: Goal, *, alpha: float = ALPHA
+) -> MicroMacroResult:
     grouped: dict[str | None, list[dict[str, Any]]] = {}
     for r in rows:
         grouped.setdefault(r["segment"], []).append(r)
@@ -248,7 +262,24 @@ def compute_micro_macro(rows: Rows, query: Query, micro: Sequence[Goal], macro: 
         end=query.end,
         breakdown=query.breakdown,
         overall=overall,
-        segments=segments,
+        segments=_compare_segments(segments, overall, alpha),
+        alpha=alpha,
+    )
+
+
+def _compare_segments(
+    segments: Sequence[MicroMacroGroup], overall: MicroMacroGroup, alpha: float
+) -> tuple[MicroMacroGroup, ...]:
+    """The segments, each with its macro rate compared with the rest of the units' (module doc)."""
+    compared = compare_segments(
+        {str(g.segment): (g.macro_units, g.units) for g in segments},
+        total=(overall.macro_units, overall.units),
+        alpha=alpha,
+    )
+    return tuple(
+        replace(g, rest_rate=_group_rate(c.rest_converted, c.rest_eligible), p_value=c.p_value,
+                adjusted_p=c.adjusted_p, significant=c.significant, direction=c.direction)
+        for g, c in zip(segments, compared, strict=True)
     )
 
 
@@ -258,6 +289,7 @@ def run_micro_macro(
     query: Query,
     macro: str | None = None,
     micro: Sequence[str] | None = None,
+    alpha: float = ALPHA,
 ) -> MicroMacroResult:
     """Every micro goal (or the named ones) against the macro goal `macro` (default: `default_macro`)."""
     macro_goal = definitions.goal(macro) if macro else default_macro(definitions)
@@ -265,4 +297,4 @@ def run_micro_macro(
         raise ValueError(f"{macro_goal.name!r} is a micro goal; expected a macro goal")
     micro_goals = tuple(definitions.goal(m) for m in micro) if micro else definitions.micro
     rows = backend.execute(build_micro_macro(query, micro_goals, macro_goal))
-    return compute_micro_macro(rows, query, micro_goals, macro_goal)
+    return compute_micro_macro(rows, query, micro_goals, macro_goal, alpha=alpha)

@@ -15,16 +15,22 @@ Definitions (the SQL is `keystep.sql.time_to_convert`):
   convert). `converted_quantiles` are plain quantiles of the durations of units that did convert
   (descriptive: censoring makes them lean short). `milestones` give the share converted within
   1 min, 10 min, 1 h, 1 d, 7 d and 30 d.
+- With a breakdown, each segment's curve is compared with the curve of all other units that started
+  the clock (pooled) by the log-rank test, the p-values Holm-adjusted across the segments
+  (`keystep.analysis.segments.compare_curves`): a two-proportion test of "converted" would ignore
+  censoring. `expected` is the conversions the segment would have had at the rest's pace; `direction`
+  is `faster` when it had more (`slower` when fewer). The overall group has None in these fields.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from keystep.analysis.segments import ALPHA, Pace, compare_curves
 from keystep.backends.base import Backend, Rows
 from keystep.conversions.definitions import Definitions, Goal, Kind, Matcher, Unit
 from keystep.query import Query
@@ -76,6 +82,12 @@ class TimeToConvertGroup:
     converted_quantiles: tuple[QuantileEstimate, ...]
     milestones: tuple[Milestone, ...]
     curve: tuple[CurvePoint, ...]
+    # a segment against the rest of the units (module doc); None (False) for all units
+    expected: float | None = None  # conversions expected at the rest's pace (log-rank)
+    p_value: float | None = None  # log-rank test against the rest; None also when not testable
+    adjusted_p: float | None = None  # Holm-adjusted across the segments
+    significant: bool = False  # adjusted_p < alpha
+    direction: Pace | None = None  # faster: more conversions than expected; slower: fewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +104,7 @@ class TimeToConvertResult:
     breakdown: str | None
     overall: TimeToConvertGroup
     segments: tuple[TimeToConvertGroup, ...]
+    alpha: float = ALPHA  # the level at which segments are flagged
 
 
 def _finite(value: Any) -> float | None:
@@ -184,6 +197,8 @@ def compute_time_to_convert(
     end_goals: Sequence[Goal],
     start_label: str,
     end_label: str,
+    *,
+    alpha: float = ALPHA,
 ) -> TimeToConvertResult:
     grouped: dict[str | None, list[dict[str, Any]]] = {}
     everything: list[dict[str, Any]] = []
@@ -207,7 +222,27 @@ def compute_time_to_convert(
         observation_end=observation_end,
         breakdown=query.breakdown,
         overall=overall,
-        segments=segments if query.breakdown is not None else (),
+        segments=_compare_segments(segments, grouped, alpha) if query.breakdown is not None else (),
+        alpha=alpha,
+    )
+
+
+def _compare_segments(
+    segments: Sequence[TimeToConvertGroup], rows: dict[str | None, list[dict[str, Any]]], alpha: float
+) -> tuple[TimeToConvertGroup, ...]:
+    """The segments, each with its log-rank comparison against the rest of the units (module doc)."""
+    curves = {
+        str(g.segment): [
+            (float(r["duration_s"]), r["status"] == CONVERTED, int(r["units"]))
+            for r in rows[g.segment]
+            if r["status"] in (CONVERTED, CENSORED)
+        ]
+        for g in segments
+    }
+    return tuple(
+        replace(g, expected=c.expected, p_value=c.p_value, adjusted_p=c.adjusted_p, significant=c.significant,
+                direction=c.direction)
+        for g, c in zip(segments, compare_curves(curves, alpha=alpha), strict=True)
     )
 
 
@@ -228,6 +263,7 @@ def run_time_to_convert(
     *,
     from_goal: str | None = None,
     to_goal: str | None = None,
+    alpha: float = ALPHA,
 ) -> TimeToConvertResult:
     """From the first micro (or `from_goal`) to the first macro (or `to_goal`) per unit (module doc)."""
     start_goals, start_label = _goals(definitions, from_goal, Kind.MICRO)
@@ -235,4 +271,4 @@ def run_time_to_convert(
     start: tuple[Matcher, ...] = tuple(m for g in start_goals for m in g.match)
     end: tuple[Matcher, ...] = tuple(m for g in end_goals for m in g.match)
     rows = backend.execute(build_time_to_convert(query, start, end))
-    return compute_time_to_convert(rows, query, start_goals, end_goals, start_label, end_label)
+    return compute_time_to_convert(rows, query, start_goals, end_goals, start_label, end_label, alpha=alpha)

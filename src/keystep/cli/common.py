@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import date, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from keystep.backends.duckdb import DEFAULT_DB, DuckDBBackend
 from keystep.conversions.definitions import (
@@ -121,6 +123,21 @@ def build_query(
         )
     except (ValueError, KeyError) as exc:
         fail(str(exc))
+
+
+# how a breakdown table marks a segment that differs significantly from the rest, by its direction
+FLAGS: dict[str, tuple[str, str]] = {
+    "higher": ("▲ higher", "bold green"),
+    "lower": ("▼ lower", "bold red"),
+    "faster": ("▲ faster", "bold green"),
+    "slower": ("▼ slower", "bold red"),
+}
+
+
+def segment_flag(significant: bool, direction: Enum | None) -> Text:
+    """`▲ higher`, `▼ slower`, ...: the mark of a significant segment (empty for the others)."""
+    text, style = FLAGS.get(direction.value, ("", "")) if significant and direction is not None else ("", "")
+    return Text(text, style=style)
 
 
 def emit_json(result: Any) -> None:

@@ -9,7 +9,6 @@ from rich.table import Table
 from rich.text import Text
 
 from keystep.analysis.conversions import ConversionReport, ConversionStats, GoalConversions, run_conversions
-from keystep.analysis.segments import Direction
 from keystep.cli.common import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_DB_PATH,
@@ -29,6 +28,7 @@ from keystep.cli.common import (
     fail,
     open_definitions,
     run_on_store,
+    segment_flag,
 )
 from keystep.display import interval, number, p_value, percent
 
@@ -109,13 +109,9 @@ def _goal_rows(table: Table, goal: GoalConversions, breakdown: bool) -> None:
     extra = ["", "", ""] if breakdown else []
     table.add_row(Text(goal.title, style="bold"), *_stats_cells(goal.total, goal.currency), *extra)
     for seg in goal.segments:
-        flag = Text("")
-        if seg.significant:
-            flag = Text("▲ higher", style="bold green") if seg.direction is Direction.HIGHER \
-                else Text("▼ lower", style="bold red")
         style = "bold" if seg.significant else "dim"
         table.add_row(Text(f"  {seg.segment}", style=style), *_stats_cells(seg.stats, goal.currency),
-                      p_value(seg.p_value), p_value(seg.adjusted_p), flag)
+                      p_value(seg.p_value), p_value(seg.adjusted_p), segment_flag(seg.significant, seg.direction))
 
 
 def print_report(report: ConversionReport) -> None:

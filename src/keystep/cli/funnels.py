@@ -28,6 +28,7 @@ from keystep.cli.common import (
     fail,
     open_definitions,
     open_store,
+    segment_flag,
 )
 from keystep.conversions.definitions import (
     Definitions,
@@ -181,8 +182,6 @@ def _steps_table(title: str, table: FunnelTable) -> Table:
 
 
 def print_result(result: FunnelResult) -> None:
-    from keystep.analysis.segments import Direction
-
     span = f"{result.start or 'first event'} to {result.end or 'last event'} ({result.timezone})"
     console.print(
         f"[bold]Funnel {result.funnel}[/]: {' → '.join(result.steps)}; {result.mode.value}, "
@@ -205,13 +204,6 @@ def print_result(result: FunnelResult) -> None:
     for column in ("Entered", "Converted", "Rate", "95% CI", "Rest", "p", "adj. p", "vs rest"):
         summary.add_column(column, justify="right")
     for seg in result.segments:
-        flag = Text("")
-        if seg.significant:
-            flag = (
-                Text("▲ higher", style="bold green")
-                if seg.direction is Direction.HIGHER
-                else Text("▼ lower", style="bold red")
-            )
         t = seg.table
         summary.add_row(
             Text(seg.segment, style="bold" if seg.significant else ""),
@@ -222,7 +214,7 @@ def print_result(result: FunnelResult) -> None:
             percent(seg.rest_rate.estimate if seg.rest_rate.n else None),
             p_value(seg.p_value),
             p_value(seg.adjusted_p),
-            flag,
+            segment_flag(seg.significant, seg.direction),
         )
     console.print(summary)
     console.print(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from keystep.analysis.micro_macro import GroupRate, MicroMacroGroup, MicroMacroResult, run_micro_macro
 from keystep.analysis.suggest import Suggestion, SuggestResult, compute_suggestions
@@ -29,9 +30,10 @@ from keystep.cli.common import (
     fail,
     open_definitions,
     run_on_store,
+    segment_flag,
 )
 from keystep.conversions.definitions import Unit
-from keystep.display import duration, number, percent
+from keystep.display import duration, number, p_value, percent
 
 MacroOption = Annotated[
     str | None,
@@ -81,6 +83,8 @@ def time_to_convert(
 
     Units that have not converted are censored at the end of observation (the range's last event), not
     dropped. Units whose first macro came before any micro are left out of the curve and counted.
+    With --breakdown, segments whose curve differs from the rest of the units' (log-rank test,
+    Holm-corrected across the segments, 5%) are flagged as converting faster or slower.
     """
     definitions = open_definitions(config)
     query = build_query(
@@ -120,6 +124,7 @@ def print_time_to_convert(result: TimeToConvertResult, curve: bool) -> None:
         "25% by",
         "median",
         "75% by",
+        *(("expected", "p", "adj. p", "vs rest") if result.breakdown else ()),
     ):
         table.add_column(name, justify="right")
     for g in groups:
@@ -127,8 +132,21 @@ def print_time_to_convert(result: TimeToConvertResult, curve: bool) -> None:
         for q in g.quantiles:
             interval = f" [{duration(q.lower)}, {duration(q.upper)}]" if q.seconds is not None else ""
             cells.append(duration(q.seconds) + interval)
-        table.add_row(*([g.segment or "all"] if result.breakdown else []), *cells)
+        if result.breakdown is None:
+            table.add_row(*cells)
+        elif g.segment is None:
+            table.add_row("all", *cells)
+        else:
+            table.add_row(Text(g.segment, style="bold" if g.significant else ""), *cells, number(g.expected),
+                          p_value(g.p_value), p_value(g.adjusted_p), segment_flag(g.significant, g.direction))
     console.print(table)
+    if result.breakdown:
+        console.print(
+            "Segments flagged ▲/▼ convert faster/slower than the rest of the units (log-rank test of the "
+            f"curves, Holm-adjusted across the segments, α = {result.alpha}); expected = the conversions a "
+            "segment would have had at the rest's pace.",
+            highlight=False,
+        )
     _print_milestones(result.overall)
     if curve:
         steps = Table(title="Kaplan–Meier curve (share converted)", show_edge=False)
@@ -173,6 +191,8 @@ def micro_macro(
 
     A unit counts as having done a micro when it did it before (or at) its first macro, or without any
     macro; a micro done only after the macro gets no credit.
+    With --breakdown, segments whose macro rate differs from the rest of the units (two-proportion test,
+    Holm-corrected across the segments, 5%) are flagged.
     """
     result = _run_micro_macro(db, config, project, start, end, tz, unit, breakdown, macro)
     if as_json:
@@ -188,7 +208,32 @@ def print_micro_macro(result: MicroMacroResult) -> None:
         f"{percent(result.overall.macro_rate.rate)})",
         highlight=False,
     )
-    for group in (result.overall, *result.segments):
+    _print_group(result, result.overall)
+    if result.breakdown is None:
+        return
+    summary = Table(title=f"{result.macro_label} rate by {result.breakdown}", title_justify="left",
+                    title_style="bold", show_edge=False)
+    summary.add_column("Segment")
+    for name in ("Units", "Macro units", "Rate [95% CI]", "Rest", "p", "adj. p", "vs rest"):
+        summary.add_column(name, justify="right")
+    for g in result.segments:
+        summary.add_row(
+            Text(str(g.segment), style="bold" if g.significant else ""),
+            f"{g.units:,}",
+            f"{g.macro_units:,}",
+            _rate(g.macro_rate),
+            percent(g.rest_rate.rate if g.rest_rate else None),
+            p_value(g.p_value),
+            p_value(g.adjusted_p),
+            segment_flag(g.significant, g.direction),
+        )
+    console.print(summary)
+    console.print(
+        f"Segments flagged ▲/▼ convert to {result.macro_label} more/less often than the rest of the units "
+        f"(two-proportion test, Holm-adjusted across the segments, α = {result.alpha}).",
+        highlight=False,
+    )
+    for group in result.segments:
         _print_group(result, group)
 
 
