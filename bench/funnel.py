@@ -17,10 +17,12 @@ which other jobs on a shared machine disturb less than the wall clock), so that 
 engine's query process (`ru_maxrss`) is measured apart from loading and from the other engine. The two
 engines' per-step counts are compared: the benchmark fails if they differ.
 
-keystep's time is building the SQL and running it through the DuckDB backend (the scope CTEs, the
-levels, the per-step medians and p90 of the time between steps); turning the one small result row into
-rates is pure Python and takes microseconds. chdb's query computes only the levels and counts units per
-level (`windowFunnel` cannot give times), filtering to the step events first as one would by hand.
+keystep's time is `keystep.analysis.funnels.funnel_rows`: the time-span query, DuckDB grouping each
+visitor's step events, the compiled per-visitor scan (levels and paths), and the statement that counts and
+takes the per-step medians and p90 of the time between steps; turning the small result into rates is pure
+Python and takes microseconds. The warm-up run also loads the compiled scan from numba's cache. chdb's
+query computes only the levels and counts units per level (`windowFunnel` cannot give times), filtering to
+the step events first as one would by hand.
 """
 
 from __future__ import annotations
