@@ -62,25 +62,41 @@ def _segment(batch: list[dict[str, Any]]) -> dict[str, Any]:
     } for e in batch]}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its live children, from /proc (Linux); 0 elsewhere."""
+def _cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) of a process, by part: its event loop (the main thread), its other threads
+    (the writer with DuckDB's threads, the spool's flusher, the thread pool) and its live child processes
+    (the pipeline workers), from /proc (Linux); empty elsewhere."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0
+    parts = dict.fromkeys(CPU_PARTS, 0.0)
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return 0.0
+        return {}
     for entry in entries:
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:  # fields[1]: the parent's pid
+                parts["workers"] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            elif int(entry) == pid:
+                for thread in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{thread}/stat", encoding="ascii", errors="replace") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    part = "event loop" if int(thread) == pid else "other threads"
+                    parts[part] += (int(fields[11]) + int(fields[12])) / tick
         except OSError:
             continue
-        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+    return parts
+
+
+CPU_PARTS = ("event loop", "other threads", "workers")
+
+
+def _cpu_since(before: dict[str, float], pid: int) -> dict[str, float]:
+    after = _cpu_seconds(pid)
+    return {part: after[part] - before[part] for part in before if part in after}
 
 
 class _Http:
@@ -187,13 +203,13 @@ async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency:
             await asyncio.sleep(max(0.0, started + sequence * interval - time.perf_counter()))
         await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
+    server_cpu, client_cpu = _cpu_since(server_cpu, server_pid), time.process_time() - client_cpu
     for connection in idle:
         connection.close()
     return _summary(latencies, acknowledged, elapsed, server_cpu, client_cpu)
 
 
-def _summary(latencies: list[float], acknowledged: int, elapsed: float, server_cpu: float,
+def _summary(latencies: list[float], acknowledged: int, elapsed: float, server_cpu: dict[str, float],
              client_cpu: float) -> dict[str, Any]:
     latencies.sort()
     return {"acknowledged": acknowledged, "seconds": elapsed, "events_per_s": acknowledged / elapsed,
@@ -243,11 +259,8 @@ async def _drive_httpx(url: str, key: str, *, seconds: float, batch: int, concur
                 await asyncio.sleep(max(0.0, started + sequence * interval - time.perf_counter()))
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
-        server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
-    latencies.sort()
-    return {"acknowledged": acknowledged, "seconds": elapsed, "events_per_s": acknowledged / elapsed,
-            "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-            "requests": len(latencies), "server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
+        server_cpu, client_cpu = _cpu_since(server_cpu, server_pid), time.process_time() - client_cpu
+    return _summary(latencies, acknowledged, elapsed, server_cpu, client_cpu)
 
 
 def client_main(args: argparse.Namespace) -> None:
@@ -299,6 +312,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from collector.server import Server, make_site, stored
 
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory() as tmp:
         site = make_site(Path(tmp))
         server = Server(site, *(("--workers", str(args.workers)) if args.workers else ()))
@@ -323,13 +337,17 @@ def main() -> None:
           f"request p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms")
     if s["acknowledged"]:
         per_event = 1e6 / s["acknowledged"]
-        print(f"  CPU meanwhile: server {s['server_cpu_s'] / s['seconds']:.2f} cores "
-              f"({s['server_cpu_s'] * per_event:.0f} µs/event), load generator "
-              f"{s['client_cpu_s'] / s['seconds']:.2f} cores ({s['client_cpu_s'] * per_event:.0f} µs/event)")
+        server = sum(s["server_cpu_s"].values())
+        parts = ", ".join(f"{part} {cpu * per_event:.1f}" for part, cpu in s["server_cpu_s"].items())
+        print(f"  CPU meanwhile: server {server / s['seconds']:.2f} cores ({server * per_event:.0f} µs/event: "
+              f"{parts}), load generator {s['client_cpu_s'] / s['seconds']:.2f} cores "
+              f"({s['client_cpu_s'] * per_event:.0f} µs/event)")
     print(f"steady 1,000 events/s (10-event requests): p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
     print(f"ceiling (DuckDB insert of the same events, {CEILING_BATCH:,} per insert): {raw:,.0f} events/s")
     print(f"ratio keystep serve / ceiling: {s['events_per_s'] / raw:.2f}")
     print(f"stored {total:,} of {acknowledged:,} acknowledged events")
+    if load_before is not None:  # the machine's cores are shared: how busy it was, before and after
+        print(f"load average (1 min): {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     if total != acknowledged:
         raise SystemExit("stored events differ from acknowledged ones")
 

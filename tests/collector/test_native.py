@@ -106,6 +106,11 @@ def test_malformed_json_and_keys(site: Site) -> None:
                           ).json()["accepted"] == 1
         assert httpx.post(server.url + f"/api/collect?key={site.write_key}", json=event).json()["accepted"] == 1
         assert httpx.post(server.url + "/api/collect", json={**event, "key": site.write_key}).json()["accepted"] == 1
+        # the ingest routes skip FastAPI's routing, not the app's middleware or its answer to another method
+        assert bad.headers["x-content-type-options"] == "nosniff" and bad.headers["content-type"] == "application/json"
+        other = httpx.get(server.url + "/api/collect")
+        assert (other.status_code, other.headers["allow"]) == (405, "POST")
+        assert other.json() == {"detail": "Method Not Allowed"}
     # without an id or a timestamp, each is its own occurrence (received at its own time)
     assert len(stored(site)) == 3
 

@@ -151,6 +151,31 @@ def test_a_worker_that_dies_is_replaced_and_nothing_acknowledged_is_lost(site: S
     assert {f"after-{i}" for i in range(10)} <= ids
 
 
+def test_a_worker_trusts_a_write_key_only_as_long_as_the_server_would() -> None:
+    """A worker knows the project of a key for `KEY_TTL` seconds from the server's look-up in the store (so a
+    revoked key stops working there as soon as in the server); past that, or for a key it never heard of,
+    it asks. The key sent with a task always holds for that task."""
+    from keystep.collector.ingest import UnknownKey
+    from keystep.collector.keys import KEY_TTL
+    from keystep.collector.workers import _KeyTable
+
+    table = _KeyTable()
+    with pytest.raises(UnknownKey) as unknown:
+        table.project("ks_w_new")
+    assert unknown.value.key == "ks_w_new"
+    table.learn(("ks_w_new", "shop", 0.0))  # the task the server sent again, with the key
+    assert table.project("ks_w_new") == "shop"
+    table.learn(("ks_w_gone", None, 0.0))
+    assert table.project("ks_w_gone") is None  # no such key: the server said so; 401
+    table.learn(None)  # a later task
+    assert table.project("ks_w_new") == "shop" and table.project("ks_w_gone") is None
+    table.learn(("ks_w_old", "shop", KEY_TTL))  # looked up by the server a whole KEY_TTL ago
+    assert table.project("ks_w_old") == "shop"  # for this task
+    table.learn(None)
+    with pytest.raises(UnknownKey):
+        table.project("ks_w_old")  # but not for the next one
+
+
 # -- the spool records ------------------------------------------------------------------------------
 
 

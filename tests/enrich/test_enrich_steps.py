@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from keystep.collector.pipeline import Context, finalize, run_pipeline
+from keystep.collector.record import event_table
 from keystep.enrich import ENRICHMENT_STEPS
 from keystep.enrich.bots import drop_bots, drop_referrer_spam
 from keystep.enrich.channels import assign_channel
@@ -54,7 +55,7 @@ def test_no_step_puts_the_ip_into_a_column_or_a_property() -> None:
 def test_the_stored_events_hold_no_ip() -> None:
     outcome = run_pipeline(EVENTS, CONTEXT, [*ENRICHMENT_STEPS, finalize])
     assert len(outcome.accepted) == len(EVENTS)
-    for stored in outcome.accepted:
+    for stored in event_table(outcome.accepted).to_pylist():  # the rows of the spool record, as stored
         assert set(stored) == set(EVENT_COLUMN_NAMES)
         text = json.dumps(stored, default=str, ensure_ascii=False)
         assert IP not in text and IPV6 not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -44,4 +45,4 @@ def serve(
     app = create_app(Settings(db=db, spool=spool, definitions=definitions, config=config,
                               max_pending_bytes=max_pending_mb << 20, workers=workers))
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=DRAIN_SECONDS,
-                access_log=False)
+                access_log=False, http="httptools", loop="asyncio" if sys.platform == "win32" else "uvloop")

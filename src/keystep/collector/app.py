@@ -1,11 +1,13 @@
 """`keystep serve`: one store, the collector routes and the JSON query API.
 
-Every ingest route reads the body within limits, parses it with its wire format, finds the project by
-its write key, runs the pipeline (CPU work: in a thread, or with `workers` set in one of that many worker
-processes, so that it escapes the interpreter lock) and waits until the resulting spool record is fsynced
-before it answers. The writer thread stores spooled records in DuckDB. Shutdown (SIGTERM) stops
-accepting, answers the requests in flight, flushes the spool, drains it into the store and stops the
-worker processes.
+Every ingest route reads the body within limits and hands it to `keystep.collector.ingest.handle`,
+which parses it with its wire format, finds the project by its write key, runs the pipeline and renders
+the reply (CPU work: in a thread, or with `workers` set in one of that many worker processes, so that it
+escapes the interpreter lock); the route then waits until the resulting spool record is fsynced before
+it answers. The ingest routes are reached past FastAPI's routing and request handling (`IngestRoutes`),
+which cost more than the rest of the server's work on a request. The writer thread stores spooled
+records in DuckDB. Shutdown (SIGTERM) stops accepting, answers the requests in flight, flushes the
+spool, drains it into the store and stops the worker processes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -28,16 +29,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.collector import keys
-from keystep.collector.body import BodyError, inflate, read_body
-from keystep.collector.ingest import Processed, default_steps, process, warm_up
+from keystep.collector.body import BodyError, read_body
+from keystep.collector.ingest import Answer, Processed, Received, default_steps, failure, handle, warm_up
 from keystep.collector.metrics import Metrics
-from keystep.collector.pipeline import Context, Step
+from keystep.collector.pipeline import Step
 from keystep.collector.spool import Spool, SpoolClosed, SpoolOverloaded
-from keystep.collector.wire import Parsed, Reply, Route, WireError, bearer
-from keystep.collector.wire import Request as WireRequest
+from keystep.collector.wire import Parsed, Route, bearer
 from keystep.collector.wire.registry import WIRE_FORMATS
 from keystep.collector.workers import WorkerGone, Workers
 from keystep.collector.writer import Writer
@@ -90,6 +91,16 @@ class Collector:
     write_keys: keys.WriteKeyCache
     pool: Workers | None = None
     accepting: bool = True
+
+    def project_now(self, secret: str) -> str | None:
+        """The project of a write key, looked up in the store when not cached (call it in a thread)."""
+        return self.write_keys.project(secret, time.monotonic()).project
+
+    async def known_key(self, secret: str) -> keys.KnownKey:
+        """The project of a write key, for a worker process that has not heard of it lately."""
+        now = time.monotonic()
+        known = self.write_keys.cached(secret, now)
+        return known if known is not None else await run_in_threadpool(self.write_keys.project, secret, now)
 
 
 def _freeze_startup_objects() -> None:
@@ -178,10 +189,14 @@ def create_app(settings: Settings) -> FastAPI:
         c.metrics.pending.set(c.spool.pending_bytes)
         return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    endpoints: dict[str, tuple[frozenset[str], Endpoint]] = {}
     for routes in WIRE_FORMATS:
         for route in routes:
-            app.add_api_route(route.path, _ingest_endpoint(route, state), methods=list(route.methods),
+            endpoint = _ingest_endpoint(route, state)
+            app.add_api_route(route.path, endpoint, methods=list(route.methods),
                               tags=["collect"], name=route.name or route.path, include_in_schema=True)
+            endpoints[route.path] = (frozenset(route.methods), endpoint)
+    app.add_middleware(IngestRoutes, endpoints=endpoints)  # added first: inside the dashboard's middleware
 
     @app.post("/api/v1/assign", tags=["experiments"])
     async def assign(request: Request, body: Assignment) -> Response:
@@ -198,10 +213,13 @@ def create_app(settings: Settings) -> FastAPI:
         key = bearer(headers) or headers.get("x-keystep-key") or body.key
         if variant is not None and body.record:
             event = exposure_event(experiment, body.unit_id, variant, user=experiment.unit is Unit.USER)
-            accepted = await _accept(c, None, "/api/v1/assign", Parsed([event], write_key=key), request, headers)
-            if isinstance(accepted, _Refusal):
-                return _error(accepted.status, accepted.message, **accepted.headers)
-            recorded = bool(accepted.accepted)
+            received = _received(c, "/api/v1/assign", request, headers, b"", Parsed([event], write_key=key))
+            processed = await _accept(c, None, received)
+            if isinstance(processed, _Refusal):
+                return _error(503, processed.message, **_RETRY)
+            if processed.refused:
+                return _response(processed.answer)
+            recorded = bool(processed.accepted)
         return JSONResponse({"experiment": experiment.key, "unit_id": body.unit_id, "variant": variant,
                              "in_experiment": variant is not None, "recorded": recorded})
 
@@ -226,31 +244,42 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _browser_agent(header: str | None) -> str | None:
-    """The request's User-Agent stands for its events only when a browser sent it: a server-side SDK's
-    (`analytics-python/2.3`, `python-httpx`) says nothing about the visitor and must not mark its events
-    as bots. Server SDKs pass the visitor's user agent in the payload instead."""
-    return header if header and header.startswith("Mozilla/") else None
-
-
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-def _failure(route: Route, status: int, message: str, **headers: str) -> Response:
-    """An error reply in the route's own form when its clients need one (Mixpanel's read `status`)."""
-    if route.fail is None:
-        return _error(status, message, **headers)
-    response = _reply(route.fail(status, message))
-    response.headers.update(headers)
-    return response
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _ingest_endpoint(route: Route, state: dict[str, Collector]) -> Callable[[Request], Awaitable[Response]]:
+class IngestRoutes:
+    """The ingest routes' requests straight to their endpoints, past FastAPI's routing and request handling
+    (route matching, dependency resolution, exception wrapping: more per request than the rest of the
+    server's work on it); every other request, and an ingest path with another method (405), to the app.
+    The endpoints are the same ones FastAPI routes to (and documents in the OpenAPI schema)."""
+
+    def __init__(self, app: ASGIApp, endpoints: dict[str, tuple[frozenset[str], Endpoint]]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            found = self.endpoints.get(scope["path"])
+            if found is not None and scope["method"] in found[0]:
+                response = await found[1](Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _response(answer: Answer, **headers: str) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=headers or None)
+
+
+def _ingest_endpoint(route: Route, state: dict[str, Collector]) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         c = state.get("c")
         if c is None or not c.accepting:
-            return _failure(route, 503, "shutting down", **{"Retry-After": str(RETRY_AFTER_S)})
+            return _response(failure(route, 503, "shutting down"), **_RETRY)
         started = time.perf_counter()
         response = await _ingest(c, route, request)
         c.metrics.requests.labels(route.path, str(response.status_code)).inc()
@@ -262,91 +291,65 @@ def _ingest_endpoint(route: Route, state: dict[str, Collector]) -> Callable[[Req
 
 
 async def _ingest(c: Collector, route: Route, request: Request) -> Response:
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    scope = request.scope
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     try:
-        body = inflate(await read_body(headers, request.stream()), headers)
+        body = await read_body(headers, request.stream())
     except BodyError as exc:
-        return _failure(route, exc.status, exc.message)
-    form: dict[str, str] = {}
-    if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    wire_request = _wire_request(request, body, headers, form)
-    try:
-        parsed = route.parse(wire_request)
-    except WireError as exc:
-        return _failure(route, 400, str(exc))
-    except Exception as exc:  # a shape the parser did not foresee is bad input too, never a 5xx
-        log.exception("parsing a %s body failed", route.path)
-        return _failure(route, 400, f"could not read the body ({type(exc).__name__}: {exc})")
-    accepted = await _accept(c, route, route.path, parsed, request, headers)
-    if isinstance(accepted, _Refusal):
-        return _failure(route, accepted.status, accepted.message, **accepted.headers)
+        return _response(failure(route, exc.status, exc.message))
+    processed = await _accept(c, route, _received(c, route.path, request, headers, body))
+    if isinstance(processed, _Refusal):
+        return _response(failure(route, 503, processed.message), **_RETRY)
     m = c.metrics
-    m.received.labels(route.path).inc(len(parsed.events))
-    if not parsed.validate_only:
-        m.accepted.labels(route.path).inc(accepted.accepted)
-        for reason in accepted.rejected:
+    if not processed.refused:
+        m.received.labels(route.path).inc(processed.received)
+    if not (processed.refused or processed.validate_only):
+        m.accepted.labels(route.path).inc(processed.accepted)
+        for reason in processed.rejected:
             m.rejected.labels(reason).inc()
-        for reason, n in accepted.dropped.items():
+        for reason, n in processed.dropped.items():
             m.dropped.labels(reason).inc(n)
-        m.warnings.inc(accepted.warned)
-    return _reply(accepted.reply)
+        m.warnings.inc(processed.warned)
+    return _response(processed.answer)
+
+
+_RETRY = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 @dataclass(frozen=True)
 class _Refusal:
-    status: int
+    """The server could not take the request (503: retry later); nothing of it was acknowledged."""
+
     message: str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _accept(c: Collector, route: Route | None, path: str, parsed: Parsed, request: Request,
-                  headers: dict[str, str]) -> Processed | _Refusal:
-    """Authorize by write key, run the pipeline and wait for the fsync of the spool record."""
-    if not parsed.write_key:
-        return _Refusal(401, "no write key: send the project's write key")
-    if keys.key_kind(parsed.write_key) is keys.KeyKind.READ:
-        return _Refusal(403, "a read key cannot send events; use the project's write key")
-    now = time.monotonic()
-    known, project = c.write_keys.cached(parsed.write_key, now)
-    if not known:  # a look-up in the store: off the event loop
-        project = await run_in_threadpool(c.write_keys.project, parsed.write_key, now)
-    if project is None:
-        return _Refusal(401, "unknown or revoked write key")
+def _received(c: Collector, path: str, request: Request, headers: dict[str, str], body: bytes,
+              parsed: Parsed | None = None) -> Received:
     received_at = _now()
-    context = Context(
-        project=project, received_at=received_at, route=path,
-        ip=request.client.host if request.client else None, user_agent=_browser_agent(headers.get("user-agent")),
-        sent_at=parsed.sent_at, salt=c.salt(received_at),
-    )
-    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    client = request.scope.get("client")
+    return Received(path=path, method=request.method, headers=headers,
+                    query=request.scope.get("query_string", b"").decode("latin-1"), body=body,
+                    received_at=received_at, ip=client[0] if client else None, salt=c.salt(received_at),
+                    parsed=parsed)
+
+
+async def _accept(c: Collector, route: Route | None, received: Received) -> Processed | _Refusal:
+    """The request through its wire format and the pipeline (in a thread or a worker process); then, when
+    there is something to store, the wait for the fsync of its spool record."""
     if c.pool is None:
-        processed = await run_in_threadpool(process, route, parsed, context, c.steps)
+        processed = await run_in_threadpool(handle, received, route, c.project_now, c.steps)
     else:
         try:
-            processed = await c.pool.run(route.path if route else None, parsed, context)
+            processed = await c.pool.run(received, c.known_key)
         except WorkerGone as exc:
-            return _Refusal(503, f"{exc}; nothing was acknowledged, retry", retry)
+            return _Refusal(f"{exc}; nothing was acknowledged, retry")
     if processed.record is not None:
         try:
             future = c.spool.append(processed.record)
         except (SpoolOverloaded, SpoolClosed) as exc:
-            return _Refusal(503, f"busy, retry later ({exc})", retry)
+            return _Refusal(f"busy, retry later ({exc})")
         try:
             await asyncio.wrap_future(future)
         except OSError as exc:
-            return _Refusal(503, f"could not write the spool ({exc}); nothing was acknowledged", retry)
+            return _Refusal(f"could not write the spool ({exc}); nothing was acknowledged")
     return processed
-
-
-def _wire_request(request: Request, body: bytes, headers: dict[str, str], form: dict[str, str]) -> WireRequest:
-    return WireRequest(method=request.method, path=request.url.path, body=body, headers=headers,
-                       query=dict(request.query_params), form=form)
-
-
-def _reply(reply: Reply) -> Response:
-    if isinstance(reply.body, bytes):
-        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
-    if reply.body is None:
-        return Response(status_code=reply.status)
-    return JSONResponse(reply.body, status_code=reply.status)

@@ -18,6 +18,7 @@ from enum import Enum
 from keystep.backends.base import SQL, Backend
 
 PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+KEY_TTL = 5.0  # seconds a write key's project is trusted without asking the store again
 
 
 class KeyKind(Enum):
@@ -125,30 +126,38 @@ def find_project(backend: Backend, secret: str, kind: KeyKind) -> str | None:
     return str(rows.rows[0][0]) if rows.rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    """What the store said about a write key, and when (`time.monotonic()`)."""
+
+    secret: str
+    project: str | None  # None: no active write key
+    looked_up_at: float
+
+
 class WriteKeyCache:
     """Write key → project, looked up in the store at most once per `ttl` seconds per key (every ingest
     request carries one): a revoked key stops working within `ttl`."""
 
-    def __init__(self, backend: Backend, ttl: float = 5.0) -> None:
+    def __init__(self, backend: Backend, ttl: float = KEY_TTL) -> None:
         self.backend = backend
         self.ttl = ttl
-        self._known: dict[str, tuple[float, str | None]] = {}
+        self._known: dict[str, KnownKey] = {}
 
-    def cached(self, secret: str, now: float) -> tuple[bool, str | None]:
-        """(True, the project or None) when the key was looked up within `ttl`; else (False, None)."""
+    def cached(self, secret: str, now: float) -> KnownKey | None:
+        """The key as looked up within `ttl`, else None."""
         hit = self._known.get(secret)
-        if hit is not None and now - hit[0] < self.ttl:
-            return True, hit[1]
-        return False, None
+        return hit if hit is not None and now - hit.looked_up_at < self.ttl else None
 
-    def project(self, secret: str, now: float) -> str | None:
-        hit = self._known.get(secret)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+    def project(self, secret: str, now: float) -> KnownKey:
+        """The key as looked up within `ttl`, else as the store has it now."""
+        hit = self.cached(secret, now)
+        if hit is not None:
+            return hit
         if len(self._known) > 10_000:  # unknown keys sent at random must not grow it without bound
             self._known.clear()
-        found = find_project(self.backend, secret, KeyKind.WRITE)
-        self._known[secret] = (now, found)
+        found = KnownKey(secret, find_project(self.backend, secret, KeyKind.WRITE), now)
+        self._known[secret] = found
         return found
 
 

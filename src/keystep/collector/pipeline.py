@@ -11,9 +11,9 @@ event and the request `Context` and returns the event (changed or not) or a `Dro
 - a `Drop` with `rejected=False` is traffic keystep does not count (bots, referrer spam): dropped
   quietly, counted in `/metrics` as `events_dropped_total{reason=...}`.
 
-Steps may add warnings (a truncated string, a clamped timestamp). The last step (`finalize`) leaves
-exactly the canonical columns, with `ts`/`received_at` as naive UTC datetimes and `properties` as JSON
-text, and never keeps `ip`.
+Steps may add warnings (a truncated string, a clamped timestamp). The last step (`finalize`) completes
+the canonical columns, with `ts`/`received_at` as naive UTC datetimes and `properties` as JSON text; the
+spool record takes exactly those columns, so the request facts (`ip` above all) are never stored.
 """
 
 from __future__ import annotations
@@ -125,10 +125,13 @@ def require_visitor(event: Incoming, context: Context, notes: list[str]) -> Inco
     """A visitor id: the client's, else the user id; the cookieless step (when present) runs before."""
     for key in ("visitor_id", "user_id"):
         value = event.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if not isinstance(value, str):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
             value = format(value, "g") if isinstance(value, float) else str(value)
-        if isinstance(value, str) and value.strip():
-            event["visitor_id"] = value.strip()
+        value = value.strip()
+        if value:
+            event["visitor_id"] = value
             if key == "visitor_id" and isinstance(event.get("user_id"), int):
                 event["user_id"] = str(event["user_id"])
             return event
@@ -150,21 +153,26 @@ def assign_event_id(event: Incoming, context: Context, notes: list[str]) -> Inco
 
 
 def finalize(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
-    """Exactly the canonical columns; properties as JSON text; extras of the wire format into properties."""
+    """The canonical columns completed: the project, the receive time, `ts` (the receive time when none),
+    properties as JSON text (with the name a wire format renamed, `original_event`). The event keeps what
+    else it carries (request facts such as `ip` and `user_agent`, values derived for the steps): the
+    record takes exactly the canonical columns (`keystep.collector.record.event_table`), so none of it is
+    ever stored."""
     properties = event.get("properties")
-    properties = dict(properties) if isinstance(properties, Mapping) else {}
-    if event.get("original_event") and event["original_event"] != event["event"]:
-        properties.setdefault("original_event", event["original_event"])
-    out = {name: event.get(name) for name in EVENT_COLUMN_NAMES}
-    out["project"] = context.project
-    out["received_at"] = context.received_at
-    if out["ts"] is None:
-        out["ts"] = context.received_at
-    out["properties"] = _properties_json(properties) if properties else None
-    return out
+    if type(properties) is not dict and not isinstance(properties, Mapping):
+        properties = {}
+    original = event.get("original_event")
+    if original and original != event["event"] and "original_event" not in properties:
+        properties = {**properties, "original_event": original}
+    event["project"] = context.project
+    event["received_at"] = context.received_at
+    if event.get("ts") is None:
+        event["ts"] = context.received_at
+    event["properties"] = _properties_json(properties) if properties else None
+    return event
 
 
-def _properties_json(properties: dict[str, Any]) -> str:
+def _properties_json(properties: Mapping[str, Any]) -> str:
     """`json.dumps(properties, ensure_ascii=False, default=str)`, without making an encoder per call. The
     check for circular references is left out: properties come from parsed JSON (and `clean_strings`
     copies them), which holds none."""
@@ -186,10 +194,11 @@ TEXT_COLUMNS = tuple(
 
 def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     """Every canonical value fits its column (as in `keystep import`): numbers, currency codes, text;
-    properties a JSON object. (Path, UTM tags and click ids come from the URL in `keystep.enrich.urls`.)"""
-    for name in TEXT_COLUMNS:
-        value = event.get(name)
-        if value is None:
+    properties a JSON object. (Path, UTM tags and click ids come from the URL in `keystep.enrich.urls`.)
+    Of several unfit values, the first in the columns' order is named."""
+    unfit: tuple[int, Drop] | None = None
+    for name, value in event.items():  # (fewer than the columns)
+        if value is None or name not in _TEXT_POSITION:
             continue
         if type(value) is str and name in _PLAIN_TEXT:  # what normalize_value does with a plain text
             event[name] = value.strip() or None
@@ -197,7 +206,10 @@ def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incomi
         try:
             event[name] = normalize_value(name, value, TsFormat.AUTO)
         except FieldError as exc:
-            return Drop(f"invalid_{name}", f"{name}: {exc}", name)
+            if unfit is None or _TEXT_POSITION[name] < unfit[0]:
+                unfit = (_TEXT_POSITION[name], Drop(f"invalid_{name}", f"{name}: {exc}", name))
+    if unfit is not None:
+        return unfit[1]
     if event.get("properties") is not None:
         try:
             event["properties"] = properties_object(event["properties"])
@@ -206,4 +218,5 @@ def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incomi
     return event
 
 
+_TEXT_POSITION = {name: i for i, name in enumerate(TEXT_COLUMNS)}
 _PLAIN_TEXT = frozenset(TEXT_COLUMNS) - {"revenue", "currency"}

@@ -1,19 +1,24 @@
 """Worker processes for the ingest pipeline (`keystep serve --workers N`).
 
-The pipeline (`keystep.collector.ingest.process`) is pure CPU work under Python's interpreter lock; in
-worker processes it runs beside the server's event loop instead of taking turns with it. The server
-keeps everything else: HTTP, the wire formats' parsers, write keys, the spool (one group commit for all
-workers), the writer and the store. A worker gets a task — the route, the parsed request and its
-`Context` — and answers with the spool record and the reply (`Processed`); it holds no state but
-caches, so a request can go to any worker.
+Reading a request's body by its wire format and running the pipeline (`keystep.collector.ingest.handle`)
+is pure CPU work under Python's interpreter lock; in worker processes it runs beside the server's event
+loop instead of taking turns with it. The server keeps everything with state: HTTP, the store and its
+write keys, the spool (one group commit for all workers) and the writer. A worker gets a task — the
+request as the server read it (`Received`) — and answers with the spool record and the reply
+(`Processed`); it holds no state but caches, so a request can go to any worker.
+
+Write keys: a worker keeps the projects of the keys the server told it about, each for as long as the
+server's own cache keeps it (`keys.KEY_TTL`, so a revoked key stops working as soon as in the server).
+For a key it has not heard of lately it answers with the key instead; the server looks it up (in its
+cache, else the store) and sends the task again with the key's project.
 
 Each worker is `python -m keystep.collector.workers FD`, talking over one end of a socket pair: frames
-of a 4-byte big-endian length and a pickle, `(task id, route path, Parsed, Context)` in and `(task id,
-Processed | None, error text)` out. The server sends each task to the worker with the fewest in flight,
-reading the answers on its event loop (no threads). A worker ignores SIGINT and SIGTERM (the server
-stops accepting and answers its requests in flight first, then closes the sockets) and exits when its
-socket closes, also when the server was killed. A worker that dies fails its requests in flight (503:
-nothing of them was acknowledged) and is started again.
+of a 4-byte big-endian length and a pickle, `(task id, Received, (key, project, age) | None)` in and
+`(task id, Processed | None, error text, wanted key | None)` out. The server sends each task to the
+worker with the fewest in flight, reading the answers on its event loop (no threads). A worker ignores
+SIGINT and SIGTERM (the server stops accepting and answers its requests in flight first, then closes the
+sockets) and exits when its socket closes, also when the server was killed. A worker that dies fails its
+requests in flight (503: nothing of them was acknowledged) and is started again.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ import socket
 import struct
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from keystep.collector.ingest import Processed
-from keystep.collector.pipeline import Context
-from keystep.collector.wire import Parsed
+from keystep.collector import keys
+from keystep.collector.ingest import Processed, Received, UnknownKey
+
+_Key = tuple[str, str | None, float]  # a write key, its project (None: none), seconds since the store said so
 
 log = logging.getLogger("keystep.collector")
 _LENGTH = struct.Struct("!I")
@@ -48,7 +56,7 @@ class _Worker:
     process: subprocess.Popen[bytes]
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    pending: dict[int, asyncio.Future[Processed]] = field(default_factory=dict)
+    pending: dict[int, asyncio.Future[Processed | str]] = field(default_factory=dict)
     listening: asyncio.Task[None] | None = None
     alive: bool = True
 
@@ -88,16 +96,26 @@ class Workers:
     def alive(self) -> bool:
         return not self._closing and all(w.alive for w in self._workers)
 
-    async def run(self, path: str | None, parsed: Parsed, context: Context) -> Processed:
-        """The pipeline for one request, in the least busy worker; `WorkerGone` if that worker died."""
+    async def run(self, received: Received, known_key: Callable[[str], Awaitable[keys.KnownKey]]) -> Processed:
+        """The request in the least busy worker; `WorkerGone` if that worker died. When the worker asks
+        for the project of the request's write key, `known_key` finds it and the task goes again, with it."""
+        answer = await self._run(received, None)
+        if not isinstance(answer, Processed):  # the key the worker asked about
+            known = await known_key(answer)
+            answer = await self._run(received, (known.secret, known.project, time.monotonic() - known.looked_up_at))
+        if not isinstance(answer, Processed):  # never: the key sent with a task holds for it
+            raise RuntimeError(f"a pipeline worker asked twice for the project of a write key ({answer[:8]}...)")
+        return answer
+
+    async def _run(self, received: Received, key: _Key | None) -> Processed | str:
         live = [w for w in self._workers if w.alive]
         if not live:
             raise WorkerGone("no pipeline worker is running")
         worker = min(live, key=lambda w: len(w.pending))
         self._task_ids += 1
         task_id = self._task_ids
-        payload = pickle.dumps((task_id, path, parsed, context), protocol=pickle.HIGHEST_PROTOCOL)
-        future: asyncio.Future[Processed] = asyncio.get_running_loop().create_future()
+        payload = pickle.dumps((task_id, received, key), protocol=pickle.HIGHEST_PROTOCOL)
+        future: asyncio.Future[Processed | str] = asyncio.get_running_loop().create_future()
         worker.pending[task_id] = future
         try:
             worker.writer.write(_LENGTH.pack(len(payload)) + payload)
@@ -111,14 +129,16 @@ class Workers:
         try:
             while True:
                 (length,) = _LENGTH.unpack(await worker.reader.readexactly(_LENGTH.size))
-                task_id, processed, error = pickle.loads(await worker.reader.readexactly(length))
+                task_id, processed, error, wanted = pickle.loads(await worker.reader.readexactly(length))
                 future = worker.pending.pop(task_id, None)
                 if future is None or future.done():
                     continue
-                if processed is None:
-                    future.set_exception(RuntimeError(f"the pipeline failed in worker {worker.number}: {error}"))
-                else:
+                if processed is not None:
                     future.set_result(processed)
+                elif wanted is not None:
+                    future.set_result(wanted)
+                else:
+                    future.set_exception(RuntimeError(f"the pipeline failed in worker {worker.number}: {error}"))
         except Exception as exc:  # EOF: the worker stopped (or the frame is unreadable: so it is)
             reason = exc
         worker.alive = False
@@ -167,15 +187,41 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
     return b"".join(chunks)
 
 
+class _KeyTable:
+    """The projects of the write keys the server told this worker about, each for `keys.KEY_TTL` seconds
+    from the server's look-up; the key of the task at hand always holds for that task."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, str | None]] = {}
+        self.task_key: _Key | None = None
+
+    def learn(self, key: _Key | None) -> None:
+        self.task_key = key
+        if key is not None:
+            if len(self._known) > 10_000:  # unknown keys sent at random must not grow it without bound
+                self._known.clear()
+            secret, project, age = key
+            self._known[secret] = (time.monotonic() - age, project)
+
+    def project(self, secret: str) -> str | None:
+        if self.task_key is not None and self.task_key[0] == secret:
+            return self.task_key[1]
+        hit = self._known.get(secret)
+        if hit is None or time.monotonic() - hit[0] >= keys.KEY_TTL:
+            raise UnknownKey(secret)
+        return hit[1]
+
+
 def worker_main(fd: int) -> None:
     """Answer tasks until the server closes the socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself, once drained
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from keystep.collector.ingest import default_steps, process, warm_up
+    from keystep.collector.ingest import default_steps, handle, warm_up
     from keystep.collector.wire.registry import routes_by_path
 
     steps = default_steps()
     routes = routes_by_path()
+    table = _KeyTable()
     warm_up(steps)
     gc.collect()
     gc.freeze()  # what startup made stays out of the collector's full passes (pauses of tens of ms)
@@ -188,13 +234,16 @@ def worker_main(fd: int) -> None:
         payload = _read_exactly(sock, _LENGTH.unpack(header)[0])
         if payload is None:
             return
-        task_id, path, parsed, context = pickle.loads(payload)
-        answer: tuple[int, Processed | None, str]
+        task_id, received, key = pickle.loads(payload)
+        table.learn(key)
+        answer: tuple[int, Processed | None, str, str | None]
         try:
-            answer = (task_id, process(routes.get(path) if path else None, parsed, context, steps), "")
+            answer = (task_id, handle(received, routes.get(received.path), table.project, steps), "", None)
+        except UnknownKey as wanted:
+            answer = (task_id, None, "", wanted.key)
         except Exception as exc:  # answered as a failure of this request; the worker goes on
             log.exception("the pipeline failed")
-            answer = (task_id, None, f"{type(exc).__name__}: {exc}")
+            answer = (task_id, None, f"{type(exc).__name__}: {exc}", None)
         out = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             sock.sendall(_LENGTH.pack(len(out)) + out)

@@ -35,15 +35,17 @@ def correct_time(event: Incoming, context: Context, notes: list[str]) -> Incomin
     if ts is None:
         event["ts"] = context.received_at
         return event
-    try:
-        sent_at = _parse(event.get("sent_at", context.sent_at))
-    except TimestampError:
-        sent_at = None
-        notes.append("sent_at is not a timestamp; no clock-skew correction")
-    if sent_at is not None:
-        skew = context.received_at - sent_at
-        if abs(skew) >= SKEW_TOLERANCE:
-            ts += skew
+    sent = event.get("sent_at", context.sent_at)
+    if sent is not None:
+        try:
+            sent_at = _parse(sent)
+        except TimestampError:
+            sent_at = None
+            notes.append("sent_at is not a timestamp; no clock-skew correction")
+        if sent_at is not None:
+            skew = context.received_at - sent_at
+            if abs(skew) >= SKEW_TOLERANCE:
+                ts += skew
     if ts - context.received_at > FUTURE_LIMIT:
         notes.append(f"ts {ts.isoformat()} is more than 23 h in the future; set to the receive time")
         ts = context.received_at

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from keystep.collector.pipeline import Context, Drop, Incoming
@@ -71,14 +72,12 @@ def clean_text(text: str) -> str:
 def clean_strings(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     found: list[str] = []
     for name, value in event.items():
-        if name == "properties":
-            continue
         if isinstance(value, str):
-            limit = COLUMN_LIMITS.get(name, TEXT_LIMIT)
-            if len(value) <= limit and value.isascii() and "\x00" not in value:
+            if value.isascii() and len(value) <= COLUMN_LIMITS.get(name, TEXT_LIMIT) and "\x00" not in value:
                 continue  # the usual text: nothing to clean or cut
-            event[name] = _fit(clean_text(value), limit, name, found)
-        elif value is None or type(value) in _SCALARS:
+            if name != "properties":  # (a JSON text of properties: below)
+                event[name] = _fit(clean_text(value), COLUMN_LIMITS.get(name, TEXT_LIMIT), name, found)
+        elif value is None or type(value) in _SCALARS or name == "properties":
             continue
         elif isinstance(value, Mapping | list | tuple):  # no column takes one; cleaned for the rejection
             event[name] = _clean_value(value, name, 1, found)
@@ -88,13 +87,14 @@ def clean_strings(event: Incoming, context: Context, notes: list[str]) -> Incomi
         if parsed is None:  # not an object: left to check_columns, characters fixed
             event["properties"] = clean_text(properties)
         properties = parsed
-    if isinstance(properties, Mapping):
+    if type(properties) is dict or isinstance(properties, Mapping):
         event["properties"] = _clean_object(properties, "properties", 1, found)
     elif isinstance(properties, list | tuple):
         event["properties"] = _clean_value(properties, "properties", 1, found)
-    notes.extend(found[:MAX_NOTES])
-    if len(found) > MAX_NOTES:
-        notes.append(f"{len(found) - MAX_NOTES} more values truncated or dropped")
+    if found:
+        notes.extend(found[:MAX_NOTES])
+        if len(found) > MAX_NOTES:
+            notes.append(f"{len(found) - MAX_NOTES} more values truncated or dropped")
     return event
 
 
@@ -115,11 +115,9 @@ def _fit(text: str, limit: int, where: str, found: list[str]) -> str:
 
 def _clean_object(value: Mapping[Any, Any], where: str, depth: int, found: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    items = list(value.items())
-    if len(items) > MAX_PROPERTIES:
-        found.append(f"{where}: {len(items) - MAX_PROPERTIES} keys beyond the first {MAX_PROPERTIES} dropped")
-        items = items[:MAX_PROPERTIES]
-    for raw_key, item in items:
+    if len(value) > MAX_PROPERTIES:
+        found.append(f"{where}: {len(value) - MAX_PROPERTIES} keys beyond the first {MAX_PROPERTIES} dropped")
+    for raw_key, item in islice(value.items(), MAX_PROPERTIES):
         if type(raw_key) is str and len(raw_key) <= PROPERTY_KEY_LIMIT and raw_key.isascii() and "\x00" not in raw_key:
             key = raw_key  # the usual key: nothing to clean or cut
         else:

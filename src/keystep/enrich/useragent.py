@@ -80,14 +80,11 @@ def _device_type(ua: str, browser: str | None, os: str | None, device: str, bran
 
 
 def parse_user_agent(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
-    missing = [name for name in COLUMNS if _blank(event.get(name))]
-    if not missing:
-        return event
     user_agent = user_agent_of(event, context)
     if user_agent is None:
         return event
     for name, value in zip(COLUMNS, describe(user_agent), strict=True):
-        if name in missing and value is not None:
+        if value is not None and _blank(event.get(name)):
             event[name] = value
     return event
 

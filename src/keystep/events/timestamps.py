@@ -44,7 +44,16 @@ class TimestampError(ValueError):
 
 def parse_timestamp(value: object, fmt: TsFormat = TsFormat.AUTO) -> datetime:
     """One value as a naive UTC datetime (microseconds), or `TimestampError` saying what was wrong."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if isinstance(value, str):  # the usual case first
+        text = value.strip()
+        if not text:
+            raise TimestampError("empty")
+        if fmt is not TsFormat.ISO and ":" not in text and _NUMBER.fullmatch(text):  # no number has a ":"
+            return _from_number(Decimal(text), value, fmt)
+        if fmt in (TsFormat.SECONDS, TsFormat.MILLISECONDS):
+            raise TimestampError(f"{_show(value)} is not a number of epoch {_unit(fmt)}")
+        return _from_iso(text, value)
+    if value is None:
         raise TimestampError("empty")
     if isinstance(value, datetime):
         return _in_range(_to_naive_utc(value), value)
@@ -54,13 +63,6 @@ def parse_timestamp(value: object, fmt: TsFormat = TsFormat.AUTO) -> datetime:
         raise TimestampError(f"{value!r} is not a timestamp")
     if isinstance(value, int | float):
         return _from_number(_decimal(value), value, fmt)
-    if isinstance(value, str):
-        text = value.strip()
-        if fmt is not TsFormat.ISO and ":" not in text and _NUMBER.fullmatch(text):  # no number has a ":"
-            return _from_number(Decimal(text), value, fmt)
-        if fmt in (TsFormat.SECONDS, TsFormat.MILLISECONDS):
-            raise TimestampError(f"{_show(value)} is not a number of epoch {_unit(fmt)}")
-        return _from_iso(text, value)
     raise TimestampError(f"{_show(value)} ({type(value).__name__}) is not a timestamp")
 
 
@@ -117,13 +119,15 @@ def _in_range(result: datetime, original: object) -> datetime:
 
 
 def _to_naive_utc(moment: datetime) -> datetime:
-    offset = moment.utcoffset() if moment.tzinfo is not None else None
-    if offset is None or not offset:  # naive, or already UTC
-        return moment.replace(tzinfo=None)
-    try:
-        return (moment - offset).replace(tzinfo=None)  # what astimezone(UTC) computes, without its overhead
-    except OverflowError:
-        raise TimestampError(f"{moment.isoformat()} is out of range") from None
+    if moment.tzinfo is None:
+        return moment
+    offset = moment.utcoffset()
+    if offset:
+        try:
+            moment -= offset  # what astimezone(UTC) computes, without its overhead
+        except OverflowError:
+            raise TimestampError(f"{moment.isoformat()} is out of range") from None
+    return datetime.combine(moment.date(), moment.time())  # naive; 4x faster than replace(tzinfo=None)
 
 
 def _decimal(number: int | float) -> Decimal:

@@ -132,13 +132,11 @@ def commerce(event: Incoming, properties: Mapping[str, Any], revenue_keys: tuple
 
 def an_id(value: Any) -> str | None:
     """An id as text (libraries may send numbers); None when absent or blank."""
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, int | float):
-        value = format(value, "g") if isinstance(value, float) else str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
+    return (format(value, "g") if isinstance(value, float) else str(value)).strip() or None
 
 
 def basic_user(headers: Mapping[str, str]) -> str | None:
@@ -164,7 +162,9 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
     if not isinstance(kind, str) or not kind.strip():
         return reject(item, "a message needs a `type` (track, page, screen, identify, alias or group)"), []
     kind = kind.strip().lower()
-    ts = item.get("timestamp") if item.get("timestamp") is not None else item.get("originalTimestamp")
+    ts = item.get("timestamp")
+    if ts is None:
+        ts = item.get("originalTimestamp")
     anonymous, user = an_id(item.get("anonymousId")), an_id(item.get("userId"))
     if kind == "identify":
         if not (anonymous or user):
@@ -187,7 +187,10 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
     if not isinstance(properties, dict):
         return reject(item, "`properties` must be an object"), []
     properties = dict(properties)
-    context = {**shared_context, **_dict(item.get("context"))} if shared_context else _dict(item.get("context"))
+    own = item.get("context")
+    context = own if isinstance(own, dict) else {}
+    if shared_context:
+        context = {**shared_context, **context}
     page = _dict(context.get("page"))
     event: Incoming = {"event_id": item.get("messageId")}
     if kind == "track":
