@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from pydantic import Field as PydanticField
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keystep.analysis import funnel_paths
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.collector import keys
 from keystep.collector.body import BodyError, read_body
@@ -150,6 +152,8 @@ def create_app(settings: Settings) -> FastAPI:
         state["c"] = Collector(settings, backend, spool, writer, metrics, steps,
                                _daily_salt(settings.salt_dir), keys.WriteKeyCache(backend), pool)
         app.state.collector = state["c"]
+        # the funnel scan compiles (or loads from numba's cache) in the background, not on the first funnel
+        threading.Thread(target=funnel_paths.warm_up, name="funnel-warm-up", daemon=True).start()
         _freeze_startup_objects()
         try:
             yield
