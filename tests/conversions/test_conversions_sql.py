@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import event_table
-from keystep.analysis.conversions import run_conversions
+from keystep.analysis.conversions import combine_queries, run_conversion_reports, run_conversions
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Unit, parse_definitions
 from keystep.query import Granularity, Query
 from keystep.sql.conversions import build_conversions
+from keystep.sql.scope import DateRange
 
 DEFINITIONS = parse_definitions(
     """
@@ -113,9 +114,12 @@ queries = st.builds(
 )
 
 
-def sql_counts(store: DuckDBBackend, query: Query) -> dict[Key, Counts]:
+def sql_counts(store: DuckDBBackend, query: Query, ranges: list[DateRange] | None = None,
+               range_no: int = 0) -> dict[Key, Counts]:
     out: dict[Key, Counts] = {}
-    for r in store.execute(build_conversions(query, GOALS)):
+    for r in store.execute(build_conversions(query, GOALS, ranges=ranges)):
+        if r["range_no"] != range_no:
+            continue
         segment = None if r["all_segments"] else r["segment"]
         key = (r["goal"], segment, None if r["all_periods"] else r["period"])
         assert key not in out
@@ -160,6 +164,48 @@ def test_sql_matches_reference(tmp_path_factory: pytest.TempPathFactory, rows: l
                 assert sum(s.eligible_units for s in parts) == total.eligible_units
                 assert sum(s.converted_units for s in parts) == total.converted_units
                 assert sum(s.actions for s in parts) == total.actions
+
+
+days = st.sampled_from([None, date(2026, 3, 27), date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30)])
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=event_rows(), query=queries, ranges=st.lists(st.tuples(days, days), min_size=1, max_size=3))
+def test_ranges_in_one_statement_each_match_the_reference(rows: list[dict[str, Any]], query: Query,
+                                                        ranges: list[tuple[date | None, date | None]]) -> None:
+    """Several date ranges (overlapping or not) in one statement: each range's rows are what the reference
+    counts over that range alone (its sessions and users derived within it)."""
+    ranges = [(a, b) if a is None or b is None or a <= b else (b, a) for a, b in ranges]
+    with DuckDBBackend(":memory:") as store:
+        store.insert_events(event_table(rows))
+        events = as_events(rows)
+        for i, (start, end) in enumerate(ranges):
+            alone = query.with_(start=start, end=end)
+            assert_same(sql_counts(store, query, ranges, i), reference_counts(events, GOALS, alone))
+
+
+def test_reports_measured_together_are_the_reports_measured_alone() -> None:
+    """`run_conversion_reports`: a range with a breakdown, the same range by day and the previous period,
+    from one statement, each equal to its own `run_conversions`."""
+    rows = [{"ts": BASE + timedelta(hours=h, minutes=m), "event": e, "visitor_id": v, "device_type": dev,
+             "path": "/contact", "properties": {"plan": "pro", "amount": 30}}
+            for h, m, e, v, dev in [(0, 0, "view_item", "a", "mobile"), (0, 5, "add_to_cart", "a", "mobile"),
+                                    (10, 0, "view_item", "b", "desktop"), (10, 50, "form_submit", "b", "desktop"),
+                                    (30, 0, "page_view", "a", "mobile"), (31, 0, "purchase", "c", None)]]
+    query = Query(project="test", start=date(2026, 3, 29), end=date(2026, 3, 30), timezone="Europe/Berlin")
+    queries = [query.with_(breakdown="device_type"), query.with_(granularity=Granularity.DAY),
+               query.with_(start=date(2026, 3, 27), end=date(2026, 3, 28))]
+    with DuckDBBackend(":memory:") as store:
+        store.insert_events(event_table(rows))
+        together = run_conversion_reports(store, DEFINITIONS, queries)
+        alone = [run_conversions(store, DEFINITIONS, q) for q in queries]
+    assert together == alone
+    # sessions: a's on the 27th, b's two on the 28th (50 minutes apart); a's and c's on the 29th
+    assert {g.total.eligible_units for g in together[2].goals if not g.eligible} == {3}
+    assert {g.total.eligible_units for g in together[0].goals if not g.eligible} == {2}
+    assert [p.stats.eligible_units for p in together[1].goals[0].periods] == [2, 0]
+    with pytest.raises(ValueError, match="differ only"):
+        combine_queries([query, query.with_(unit=Unit.VISITOR)])
 
 
 def test_days_across_the_dst_change_in_berlin() -> None:

@@ -39,9 +39,10 @@ from keystep.collector.app import Settings, create_app
 from keystep.conversions.definitions import Definitions, Unit, parse_definitions
 from keystep.demo import simulate_shop
 from keystep.display import percent
-from keystep.query import BREAKDOWNS, Query
+from keystep.query import BREAKDOWNS, Granularity, Query
 from keystep.web import auth, editor, pages
 from keystep.web.handlers import BREAKDOWN_CHOICES
+from keystep.web.views import change, neutralize
 
 PROJECT = "demo"
 XSS = "<img src=x onerror=alert(1)>"
@@ -73,6 +74,7 @@ EXPOSURES = {"green_button": (("control", "green"), 0.5), "price_test": (("contr
 class Shop:
     client: TestClient
     config: Path
+    db: Path
     start: date
     end: date
     csrf: str
@@ -147,7 +149,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         created = client.post("/setup", data={"username": "admin", "password": PASSWORD})
         assert created.status_code == 303
         csrf = csrf_of(client.get("/conversions").text)
-        yield Shop(client, config, start, end, csrf, **expected)
+        yield Shop(client, config, db, start, end, csrf, **expected)
 
 
 def page(shop: Shop, path: str, **params: str) -> str:
@@ -207,6 +209,37 @@ def test_the_conversions_table_has_the_analysis_numbers(shop: Shop) -> None:
     assert ["Macro: revenue"] in rows and ["Micro: process milestones"] in rows  # grouped
     html = page(shop, "/conversions")
     assert f"<td>{shop.conversions.goals[0].title}</td>" in html and 'data-chart="chart-rates"' in html
+
+
+def test_the_overview_has_the_rates_their_trend_and_the_change_from_the_previous_period(shop: Shop) -> None:
+    """The overview's one query for the range, its days and the period before gives what the analysis
+    gives for each alone."""
+    definitions = parse_definitions(shop.config.read_text(encoding="utf-8"))
+    start, end = shop.start + timedelta(days=20), shop.end
+    before = (start - (end - start) - timedelta(days=1), start - timedelta(days=1))
+    view = {"from": str(start), "to": str(end)}
+    query = Query(project=PROJECT, start=start, end=end, timezone=definitions.timezone,
+                  session_timeout=definitions.session_timeout)
+    with DuckDBBackend(shop.db) as store:  # the app has the file open: the same database
+        now = run_conversions(store, definitions, query)
+        then = run_conversions(store, definitions, query.with_(start=before[0], end=before[1]))
+        days = run_conversions(store, definitions, query.with_(granularity=Granularity.DAY))
+    rows = export(shop, "/", "conversions", **view)
+    assert rows[0][-1] == "vs previous period"
+    rates_before = {g.title: g.total.rate.estimate for g in then.goals}
+    changed = 0
+    for goal in now.goals:
+        s, row = goal.total, row_of(rows, goal.title)
+        assert row[1:4] == [f"{s.eligible_units:,}", f"{s.converted_units:,}", percent(s.rate.estimate, 2)]
+        assert row[-1] == neutralize(change(s.rate.estimate, rates_before[goal.title]))  # "+x%" as text
+        changed += row[-1] != "–"
+    assert changed >= 5
+    trend = next(json.loads(b) for b in chart_blocks(page(shop, "/", **view)) if '"Conversion rate per day' in b)
+    for goal, line in zip(days.goals, trend["data"], strict=True):
+        assert line["name"] == goal.title
+        assert line["x"] == [str(p.period) for p in goal.periods]
+        assert line["y"] == [None if p.stats.eligible_units < 30 or p.stats.rate.estimate is None
+                             else pytest.approx(100 * p.stats.rate.estimate) for p in goal.periods]
 
 
 def test_segments_that_differ_are_marked(shop: Shop) -> None:

@@ -27,6 +27,7 @@ from keystep.backends.base import Backend
 from keystep.conversions.definitions import Category, Definitions, Goal, Kind, MacroType, Matcher, Unit
 from keystep.query import Granularity, Query
 from keystep.sql.conversions import build_conversions
+from keystep.sql.scope import DateRange
 from keystep.stats.proportions import Rate, compute_rate
 
 # Report order and titles of the groups (`Goal.group`).
@@ -125,9 +126,52 @@ def run_conversions(
     alpha: float = ALPHA,
 ) -> ConversionReport:
     """Measure `goals` (names; default: every goal of the definitions) with one query."""
+    return run_conversion_reports(backend, definitions, [query], goals=goals, alpha=alpha)[0]
+
+
+def run_conversion_reports(
+    backend: Backend,
+    definitions: Definitions,
+    queries: Sequence[Query],
+    *,
+    goals: Sequence[str] | None = None,
+    alpha: float = ALPHA,
+) -> list[ConversionReport]:
+    """The report of each query, from one statement: the queries may differ in their date range (e.g. a
+    period and the one before it), granularity and breakdown (each at most one besides none), nothing
+    else. Each report is the one `run_conversions` gives for its query."""
+    if not queries:
+        return []
+    combined, ranges = combine_queries(queries)
     chosen = tuple(definitions.goal(name) for name in goals) if goals else definitions.goals
-    rows = list(backend.execute(build_conversions(query, chosen))) if chosen else []
-    return compute_report(query, chosen, rows, alpha=alpha)
+    rows = list(backend.execute(build_conversions(combined, chosen, ranges=ranges))) if chosen else []
+    reports = []
+    for q in queries:
+        number = ranges.index((q.start, q.end))
+        reports.append(compute_report(q, chosen, (r for r in rows if r["range_no"] == number), alpha=alpha))
+    return reports
+
+
+def combine_queries(queries: Sequence[Query]) -> tuple[Query, list[DateRange]]:
+    """One query that measures all of `queries` (with their breakdown and granularity, if any), and the
+    distinct date ranges among them in order of appearance."""
+    def one(values: set[Any], what: str) -> Any:
+        chosen = values - {None}
+        if len(chosen) > 1:
+            raise ValueError(f"queries measured together differ in their {what}: {sorted(map(str, chosen))}")
+        return next(iter(chosen), None)
+
+    breakdown = one({q.breakdown for q in queries}, "breakdown")
+    granularity = one({q.granularity for q in queries}, "granularity")
+    combined = queries[0].with_(start=None, end=None, breakdown=breakdown, granularity=granularity)
+    for q in queries:
+        if q.with_(start=None, end=None, breakdown=breakdown, granularity=granularity) != combined:
+            raise ValueError("queries measured together may differ only in range, breakdown and granularity")
+    ranges: list[DateRange] = []
+    for q in queries:
+        if (q.start, q.end) not in ranges:
+            ranges.append((q.start, q.end))
+    return combined, ranges
 
 
 def compute_report(

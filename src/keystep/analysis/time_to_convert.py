@@ -209,7 +209,10 @@ def compute_time_to_convert(
         observation_end = r["observation_end"]
     # the overall curve pools every segment: equal (status, duration) rows may repeat across segments
     overall = compute_group(None, everything)
-    segments = tuple(compute_group(seg, rs) for seg, rs in sorted(grouped.items(), key=lambda kv: str(kv[0])))
+    segments: tuple[TimeToConvertGroup, ...] = ()
+    if query.breakdown is not None:  # (without one, the only group is the overall one: computed once)
+        segments = _compare_segments(tuple(compute_group(seg, rs) for seg, rs in
+                                           sorted(grouped.items(), key=lambda kv: str(kv[0]))), grouped, alpha)
     return TimeToConvertResult(
         start_goals=tuple(g.name for g in start_goals),
         end_goals=tuple(g.name for g in end_goals),
@@ -222,7 +225,7 @@ def compute_time_to_convert(
         observation_end=observation_end,
         breakdown=query.breakdown,
         overall=overall,
-        segments=_compare_segments(segments, grouped, alpha) if query.breakdown is not None else (),
+        segments=segments,
         alpha=alpha,
     )
 

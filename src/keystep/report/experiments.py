@@ -7,45 +7,41 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-import plotly.graph_objects as go
-
 from keystep.analysis.experiments import ExperimentResult
-from keystep.report.charts import LAYOUT, SEGMENT_COLORS
+from keystep.report.charts import SEGMENT_COLORS, Figure, dashed_line, plot
 from keystep.report.html import figure, page, table
 
 
-def interval_chart(result: ExperimentResult) -> go.Figure:
+def interval_chart(result: ExperimentResult) -> Figure:
     """Every metric's relative effect per treatment with its interval; 0 marked."""
-    fig = go.Figure()
+    traces = []
     for k, variant in enumerate(result.variants[1:]):
         rows = [(m.label, c) for m in result.metrics for c in m.comparisons if c.variant == variant]
-        fig.add_trace(go.Scatter(
-            x=[100 * (c.effect or 0) for _, c in rows], y=[label for label, _ in rows], mode="markers",
-            name=variant, marker={"size": 11, "color": SEGMENT_COLORS[k % len(SEGMENT_COLORS)]},
-            error_x={"type": "data", "symmetric": False,
-                     "array": [100 * ((c.upper or 0) - (c.effect or 0)) for _, c in rows],
-                     "arrayminus": [100 * ((c.effect or 0) - (c.lower or 0)) for _, c in rows]},
-        ))
-    fig.add_vline(x=0, line_dash="dash", line_color="#6b7280")
-    fig.update_layout(title="Relative effect vs control, with its interval (%)", **LAYOUT)
-    return fig
+        traces.append({
+            "type": "scatter",
+            "x": [100 * (c.effect or 0) for _, c in rows], "y": [label for label, _ in rows], "mode": "markers",
+            "name": variant, "marker": {"size": 11, "color": SEGMENT_COLORS[k % len(SEGMENT_COLORS)]},
+            "error_x": {"type": "data", "symmetric": False,
+                        "array": [100 * ((c.upper or 0) - (c.effect or 0)) for _, c in rows],
+                        "arrayminus": [100 * ((c.effect or 0) - (c.lower or 0)) for _, c in rows]},
+        })
+    return plot(traces, "Relative effect vs control, with its interval (%)", shapes=[dashed_line(x=0)])
 
 
-def cumulative_chart(result: ExperimentResult) -> go.Figure:
-    fig = go.Figure()
+def cumulative_chart(result: ExperimentResult) -> Figure:
+    traces = []
     for k, (variant, points) in enumerate(result.cumulative):
-        color = SEGMENT_COLORS[k % len(SEGMENT_COLORS)]
         days = [p.day for p in points]
-        fig.add_trace(go.Scatter(x=days, y=[None if p.upper is None else 100 * p.upper for p in points],
-                                 mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=days, y=[None if p.lower is None else 100 * p.lower for p in points],
-                                 mode="lines", line={"width": 0}, fill="tonexty", fillcolor="rgba(37,99,235,0.12)",
-                                 showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=days, y=[None if p.effect is None else 100 * p.effect for p in points],
-                                 mode="lines+markers", name=variant, line={"color": color}))
-    fig.add_hline(y=0, line_dash="dash", line_color="#6b7280")
-    fig.update_layout(title="Cumulative effect on the primary metric by day of exposure (%)", **LAYOUT)
-    return fig
+        band = {"type": "scatter", "x": days, "mode": "lines", "line": {"width": 0}, "showlegend": False,
+                "hoverinfo": "skip"}
+        traces.append({**band, "y": [None if p.upper is None else 100 * p.upper for p in points]})
+        traces.append({**band, "y": [None if p.lower is None else 100 * p.lower for p in points],
+                       "fill": "tonexty", "fillcolor": "rgba(37,99,235,0.12)"})
+        traces.append({"type": "scatter", "x": days, "mode": "lines+markers", "name": variant,
+                       "y": [None if p.effect is None else 100 * p.effect for p in points],
+                       "line": {"color": SEGMENT_COLORS[k % len(SEGMENT_COLORS)]}})
+    return plot(traces, "Cumulative effect on the primary metric by day of exposure (%)",
+                shapes=[dashed_line(y=0)])
 
 
 def render_experiment(result: ExperimentResult, *, generated: datetime) -> str:
@@ -59,7 +55,8 @@ def render_experiment(result: ExperimentResult, *, generated: datetime) -> str:
             for m in result.metrics for c in m.comparisons]
     notes = "".join(f'<p class="note">{escape(w)}</p>' for w in result.warnings)
     body = (banner + table(("Metric", "Role", "Variant", "Effect", "Interval", "p", "Chance to win"), rows) + notes
-            + figure(interval_chart(result)) + (figure(cumulative_chart(result)) if result.cumulative else ""))
+            + figure(interval_chart(result))
+            + (figure(cumulative_chart(result)) if result.cumulative else ""))
     return page(f"Experiment: {result.label}", f"{result.method.value} analysis", [("Result", body)], generated)
 
 

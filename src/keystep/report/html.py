@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-import plotly.graph_objects as go
+import plotly.io
 import plotly.offline
 
 from keystep.analysis.conversions import ConversionReport
@@ -46,8 +46,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequenc
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def figure(fig: go.Figure) -> str:
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+def figure(fig: charts.Figure) -> str:
+    return str(plotly.io.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False},
+                                 validate=False))
 
 
 def _conversions(report: ConversionReport) -> str:

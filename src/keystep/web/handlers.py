@@ -1,16 +1,20 @@
 """What every page module shares: the handler types, the query of a view, CSV export, error pages.
 
 A page handler takes the request, the dashboard, the viewer and the URL's filters; it runs its analyses
-in a worker thread (`run_in_threadpool`) and renders its template. An action (a form post) takes the
-request, the dashboard, the viewer and the posted form, after `keystep.web.app` checked session and CSRF.
+in worker threads (`run_in_threadpool`; two independent ones at once with `run_both`) and renders its
+template. An action (a form post) takes the request, the dashboard, the viewer and the posted form, after
+`keystep.web.app` checked session and CSRF.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from keystep.conversions.definitions import Unit
 from keystep.query import Query
@@ -19,6 +23,8 @@ from keystep.web.views import Filters, Table, find_table, table_csv
 
 Handler = Callable[[Request, Dashboard, Viewer, Filters], Awaitable[Response]]
 Action = Callable[[Request, Dashboard, Viewer, dict[str, str]], Awaitable[Response]]
+A = TypeVar("A")
+B = TypeVar("B")
 
 # The breakdown selector (every name of `keystep.query.BREAKDOWNS`): the ones people split by first;
 # `prop:NAME` (a property) is given in the URL.
@@ -28,6 +34,13 @@ BREAKDOWN_CHOICES: tuple[tuple[str, str], ...] = (
     ("browser", "browser"), ("os", "operating system"), ("country", "country"), ("referrer", "referrer"),
     ("utm_term", "term"), ("utm_content", "content"),
 )
+
+
+async def run_both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Two independent analyses at once, each in a worker thread: the store runs their queries in
+    parallel (a page's wait is the longer of the two, not their sum, when a core is free)."""
+    a, b = await asyncio.gather(run_in_threadpool(first), run_in_threadpool(second))
+    return a, b
 
 
 def query_of(dashboard: Dashboard, filters: Filters) -> Query:

@@ -1,10 +1,11 @@
 """The dashboard's pages (GET, read-only: a share link may open them) and actions (POST, logged in, CSRF).
 
 Each page handler takes the request, the dashboard, the viewer and the URL's filters, runs the analyses
-it shows in a worker thread and renders its template. Empty states say what to do next. This module holds
-the registries (`PAGES`, `ACTIONS`), the overview and the settings; the other pages live in
-`pages_conversions` (with the definitions editor), `pages_funnels`, `pages_micro_macro` and
-`pages_experiments`, their tables in `tables` and `experiment_tables`, what they share in `handlers`.
+it shows in worker threads (two independent ones at once, `run_both`) and renders its template. Empty
+states say what to do next. This module holds the registries (`PAGES`, `ACTIONS`), the overview and the
+settings; the other pages live in `pages_conversions` (with the definitions editor), `pages_funnels`,
+`pages_micro_macro` and `pages_experiments`, their tables in `tables` and `experiment_tables`, what they
+share in `handlers`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 
-from keystep.analysis.conversions import run_conversions
-from keystep.analysis.overview import run_overview
+from keystep.analysis.funnels import run_funnel
+from keystep.analysis.overview import DEFAULT_BREAKDOWN, run_range_conversions
 from keystep.collector import keys
+from keystep.conversions.definitions import Unit
 from keystep.report import charts
 from keystep.web import auth, pages_conversions, pages_experiments, pages_funnels, pages_micro_macro
 from keystep.web.app import Dashboard, Viewer
@@ -29,6 +31,7 @@ from keystep.web.handlers import (
     csv_or_page,
     has_events,
     query_of,
+    run_both,
 )
 from keystep.web.views import Filters, chart, conversion_table
 
@@ -43,20 +46,17 @@ async def overview(request: Request, dashboard: Dashboard, viewer: Viewer, filte
         return dashboard.render("empty.html", request, viewer, filters, title="Overview", no_goals=True)
     query = query_of(dashboard, filters)
 
-    def run() -> dict[str, Any]:
-        result = run_overview(dashboard.backend(), definitions, query,
-                              breakdown=breakdown_of(filters, "device_type") or "device_type")
-        previous = filters.previous()
-        before = run_conversions(dashboard.backend(), definitions, query.with_(start=previous[0], end=previous[1])) \
-            if previous and filters.compare else None
-        tables = [conversion_table(result.conversions, before)]
-        shown = [chart("rates", charts.rates_chart(result.conversions)),
-                 chart("trend", charts.trend_chart(result.trend))]
-        if result.funnel is not None:
-            shown.append(chart("funnel", charts.funnel_chart(result.funnel)))
-        return {"tables": tables, "charts": shown, "overview": result}
-
-    data = await run_in_threadpool(run)
+    backend = dashboard.backend()
+    breakdown = breakdown_of(filters, DEFAULT_BREAKDOWN) or DEFAULT_BREAKDOWN
+    funnel = definitions.funnels[0] if definitions.funnels else None
+    rates, result = await run_both(
+        lambda: run_range_conversions(backend, definitions, query,
+                                      previous=filters.previous() if filters.compare else None),
+        lambda: run_funnel(backend, funnel, query.with_(unit=Unit.SESSION, breakdown=breakdown)) if funnel else None)
+    shown = [chart("rates", charts.rates_chart(rates.conversions)), chart("trend", charts.trend_chart(rates.trend))]
+    if result is not None:
+        shown.append(chart("funnel", charts.funnel_chart(result)))
+    data: dict[str, Any] = {"tables": [conversion_table(rates.conversions, rates.previous)], "charts": shown}
     return csv_or_page(request, data["tables"], lambda: dashboard.render(
         "overview.html", request, viewer, filters, title="Overview", **data))
 

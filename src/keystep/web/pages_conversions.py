@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from keystep.analysis.conversions import run_conversions
+from keystep.analysis.conversions import run_conversion_reports
 from keystep.conversions.definitions import (
     Category,
     DefinitionsError,
@@ -102,12 +102,11 @@ async def conversions(request: Request, dashboard: Dashboard, viewer: Viewer, fi
                                 **context)
 
     def run() -> dict[str, Any]:
-        backend = dashboard.backend()
-        report = run_conversions(backend, definitions, query)
-        previous = filters.previous()
-        before = run_conversions(backend, definitions, query.with_(start=previous[0], end=previous[1],
-                                                                   breakdown=None)) \
-            if previous and filters.compare else None
+        previous = filters.previous() if filters.compare else None
+        queries = [query] if previous is None else [
+            query, query.with_(start=previous[0], end=previous[1], breakdown=None)]
+        report, *rest = run_conversion_reports(dashboard.backend(), definitions, queries)
+        before = rest[0] if rest else None
         tables: list[Table] = [goals_table(report, before, definitions)]
         if query.breakdown:
             tables.append(segment_rates_table(report))

@@ -24,7 +24,7 @@ from keystep.web.experiment_tables import (
     surrogates_table,
     units_text,
 )
-from keystep.web.handlers import csv_or_page, has_events, no_events, problem, query_of
+from keystep.web.handlers import csv_or_page, has_events, no_events, problem, query_of, run_both
 from keystep.web.views import Chart, Filters, Table, chart
 
 TITLE = "Experiments"
@@ -69,23 +69,20 @@ async def experiment(request: Request, dashboard: Dashboard, viewer: Viewer, fil
                        f"effect: expected a positive relative effect such as 0.05, got {filters.get('effect')!r}")
     query = query_of(dashboard, filters).with_(unit=chosen.unit)
 
-    def run() -> dict[str, Any]:
-        backend = dashboard.backend()
-        result = run_experiment(backend, definitions, key, query)
-        plan = run_plan(backend, definitions, key, query, effect=effect)
-        tables: list[Table] = [comparisons_table(result)]
-        if result.surrogates:
-            tables.append(surrogates_table(result))
-        tables.append(plan_table(plan))
-        shown: list[Chart] = []
-        exposed = any(result.units)
-        if exposed:
-            shown.append(chart("intervals", interval_chart(result)))
-        if exposed and any(points for _, points in result.cumulative):
-            shown.append(chart("cumulative", cumulative_chart(result)))
-        return {"result": result, "plan": plan, "tables": tables, "charts": shown, "exposed": exposed,
-                "units_text": units_text(result), "srm_text": srm_text(result)}
-
-    data = await run_in_threadpool(run)
+    backend = dashboard.backend()
+    result, plan = await run_both(lambda: run_experiment(backend, definitions, key, query),
+                                  lambda: run_plan(backend, definitions, key, query, effect=effect))
+    tables: list[Table] = [comparisons_table(result)]
+    if result.surrogates:
+        tables.append(surrogates_table(result))
+    tables.append(plan_table(plan))
+    shown: list[Chart] = []
+    exposed = any(result.units)
+    if exposed:
+        shown.append(chart("intervals", interval_chart(result)))
+    if exposed and any(points for _, points in result.cumulative):
+        shown.append(chart("cumulative", cumulative_chart(result)))
+    data: dict[str, Any] = {"result": result, "plan": plan, "tables": tables, "charts": shown, "exposed": exposed,
+                            "units_text": units_text(result), "srm_text": srm_text(result)}
     return csv_or_page(request, data["tables"], lambda: dashboard.render(
         "experiment.html", request, viewer, filters, title=title, experiment=chosen, effect=effect, **data))

@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from keystep.analysis.funnels import run_funnel
 from keystep.analysis.time_to_convert import TimeToConvertResult, run_time_to_convert
@@ -41,6 +40,7 @@ from keystep.web.handlers import (
     no_events,
     problem,
     query_of,
+    run_both,
 )
 from keystep.web.tables import funnel_segments_table, funnel_steps_table, time_to_convert_table
 from keystep.web.views import Chart, Filters, Table, chart
@@ -102,21 +102,18 @@ async def funnels(request: Request, dashboard: Dashboard, viewer: Viewer, filter
     if chosen is None:
         return dashboard.render("funnels.html", request, viewer, filters, no_funnels=True, **context)
 
-    def run() -> dict[str, Any]:
-        backend = dashboard.backend()
-        result = run_funnel(backend, chosen, query.with_(unit=chosen.unit))
-        tables: list[Table] = [funnel_steps_table(result)]
-        shown: list[Chart] = [chart("funnel", charts.funnel_chart(result))]
-        if result.segments:
-            tables.append(funnel_segments_table(result))
-            shown.append(chart("segments", charts.funnel_segments_chart(result)))
-        ttc = time_to_convert(backend, definitions, chosen, query)
-        tables.append(time_to_convert_table(ttc))
-        if any(p.seconds > 0 for p in ttc.overall.curve):
-            shown.append(chart("time_to_convert", charts.time_to_convert_chart(ttc)))
-        return {"result": result, "tables": tables, "charts": shown, "ttc": ttc,
-                "window": format_duration(chosen.window)}
-
-    context.update(await run_in_threadpool(run))
+    backend = dashboard.backend()
+    result, ttc = await run_both(lambda: run_funnel(backend, chosen, query.with_(unit=chosen.unit)),
+                                 lambda: time_to_convert(backend, definitions, chosen, query))
+    tables: list[Table] = [funnel_steps_table(result)]
+    shown: list[Chart] = [chart("funnel", charts.funnel_chart(result))]
+    if result.segments:
+        tables.append(funnel_segments_table(result))
+        shown.append(chart("segments", charts.funnel_segments_chart(result)))
+    tables.append(time_to_convert_table(ttc))
+    if any(p.seconds > 0 for p in ttc.overall.curve):
+        shown.append(chart("time_to_convert", charts.time_to_convert_chart(ttc)))
+    context.update({"result": result, "tables": tables, "charts": shown, "ttc": ttc,
+                    "window": format_duration(chosen.window)})
     return csv_or_page(request, context["tables"], lambda: dashboard.render(
         "funnels.html", request, viewer, filters, **context))

@@ -15,10 +15,9 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import plotly.graph_objects as go
-
 from keystep.analysis.conversions import ConversionReport, ConversionStats
 from keystep.display import interval, number, percent
+from keystep.report.charts import Figure, figure_json
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # URL parameters that belong to one request (an export, a notice, an open editor), never carried on
@@ -78,8 +77,8 @@ class Filters:
         return self.start - timedelta(days=days), self.start - timedelta(days=1)
 
 
-def chart(key: str, fig: go.Figure) -> Chart:
-    return Chart(key, str(fig.to_json()))
+def chart(key: str, fig: Figure) -> Chart:
+    return Chart(key, figure_json(fig))
 
 
 def change(now: float | None, before: float | None) -> str:
