@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 
 from keystep.analysis.funnels import run_funnel
-from keystep.analysis.overview import DEFAULT_BREAKDOWN, run_range_conversions
+from keystep.analysis.overview import run_range_conversions
 from keystep.collector import keys
 from keystep.conversions.definitions import Unit
 from keystep.report import charts
@@ -27,7 +27,6 @@ from keystep.web.app import Dashboard, Viewer
 from keystep.web.handlers import (
     Action,
     Handler,
-    breakdown_of,
     csv_or_page,
     has_events,
     query_of,
@@ -47,12 +46,12 @@ async def overview(request: Request, dashboard: Dashboard, viewer: Viewer, filte
     query = query_of(dashboard, filters)
 
     backend = dashboard.backend()
-    breakdown = breakdown_of(filters, DEFAULT_BREAKDOWN) or DEFAULT_BREAKDOWN
     funnel = definitions.funnels[0] if definitions.funnels else None
+    # the checkout funnel as a whole: its segments are the funnels page's
     rates, result = await run_both(
         lambda: run_range_conversions(backend, definitions, query,
                                       previous=filters.previous() if filters.compare else None),
-        lambda: run_funnel(backend, funnel, query.with_(unit=Unit.SESSION, breakdown=breakdown)) if funnel else None)
+        lambda: run_funnel(backend, funnel, query.with_(unit=Unit.SESSION, breakdown=None)) if funnel else None)
     shown = [chart("rates", charts.rates_chart(rates.conversions)), chart("trend", charts.trend_chart(rates.trend))]
     if result is not None:
         shown.append(chart("funnel", charts.funnel_chart(result)))
