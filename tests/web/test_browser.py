@@ -308,7 +308,16 @@ def test_share_link_opens_the_view_read_only(admin: BrowserContext, browser: Bro
         assert all(m == "get" for m in methods), f"a shared view has no form that changes anything: {methods}"
         assert page.locator("input[name=csrf]").count() == 0
         assert page.locator("text=Log out").count() == 0 and page.locator("text=Share this view").count() == 0
-        assert page.locator('nav a[href^="/settings"]').count() == 0
+        # it is the one view the link names: no navigation, filter or link that would lead to a login;
+        # its CSV exports go through the link itself
+        local = page.locator("a[href]").evaluate_all(
+            "(links) => links.map((a) => a.getAttribute('href')).filter((h) => h.startsWith('/'))")
+        own = urlsplit(link).path
+        assert local and all(urlsplit(h).path == own for h in local), f"links a shared viewer cannot open: {local}"
+        assert page.locator("form.filters").count() == 0
+        csv = stranger.request.get(server.url + local[0])
+        assert csv.ok and csv.headers["content-type"].startswith("text/csv"), csv.status
+        assert csv.text().splitlines()[0].startswith("Goal,Eligible sessions,Converted"), csv.text()[:200]
         seen.assert_clean()
         screenshot(page, "shared-overview")
         # no session: every action is refused, with or without a made-up CSRF token

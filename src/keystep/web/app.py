@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly
 from fastapi import FastAPI, Request
@@ -55,6 +56,7 @@ class Viewer:
     username: str | None
     session: auth.Session | None
     shared: bool = False
+    link: str | None = None  # a share link's own path (`/s/TOKEN`): its CSV exports go through it
 
     @property
     def can_edit(self) -> bool:
@@ -116,7 +118,8 @@ class Dashboard:
 
     def render(self, name: str, request: Request, viewer: Viewer, filters: Filters | None = None,
                status: int = 200, **context: Any) -> HTMLResponse:
-        context.setdefault("path", request.url.path)  # a form post re-renders its page under the page's path
+        # a form post re-renders its page under the page's path; a shared view's links keep its token
+        context.setdefault("path", viewer.link or request.url.path)
         html = _templates.get_template(name).render(
             request=request, viewer=viewer, filters=filters or Filters(), projects=self.projects(), **context)
         return HTMLResponse(html, status_code=status)
@@ -205,8 +208,11 @@ def add_dashboard(app: FastAPI, dashboard: Dashboard) -> None:
         if found is None:
             return PlainTextResponse("This share link names no page.", status_code=404)
         handler, params = found
+        export = request.query_params.get("export")  # a CSV of one of the view's tables; nothing else is taken
+        if export is not None:
+            query = "&".join(filter(None, [query, urlencode({"export": export})]))
         view = Request({**request.scope, "query_string": query.encode(), "path": path, "path_params": params})
-        viewer = Viewer(None, None, shared=True)
+        viewer = Viewer(None, None, shared=True, link=request.url.path)
         return await handler(view, dashboard, viewer, dashboard.filters(view))
 
     @app.get("/setup", include_in_schema=False)
