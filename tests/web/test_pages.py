@@ -504,6 +504,9 @@ def test_a_share_link_shows_its_page_read_only(shop: Shop) -> None:
         assert outsider.post(path, data={"csrf": shop.csrf, "name": "x"}).status_code == 403
     detail = outsider.get(f"/s/{share(shop, f'/experiments/green_button?{query}')}")
     assert detail.status_code == 200 and "Green checkout button" in detail.text and 'method="post"' not in detail.text
+    listing = outsider.get(f"/s/{share(shop, f'/experiments?{query}')}")
+    assert listing.status_code == 200 and "Green checkout button" in listing.text
+    assert 'href="/experiments/' not in listing.text, "a shared list links to pages its viewer cannot open"
     assert outsider.get("/s/not-a-token").status_code == 404
 
 
