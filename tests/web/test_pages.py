@@ -83,6 +83,8 @@ class Shop:
     micro_macro: MicroMacroResult
     time_to_convert: TimeToConvertResult
     experiments: dict[str, ExperimentResult]
+    micro_macro_by_device: MicroMacroResult
+    time_to_convert_by_device: TimeToConvertResult
 
     def range(self, **extra: str) -> dict[str, str]:
         return {"project": PROJECT, "from": str(self.start), "to": str(self.end), **extra}
@@ -143,6 +145,11 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                                                    from_goal="view_item", to_goal="purchase"),
             "experiments": {e.key: run_experiment(store, definitions, e.key, query.with_(unit=e.unit))
                             for e in definitions.experiments},
+            "micro_macro_by_device": run_micro_macro(
+                store, definitions, query.with_(unit=Unit.VISITOR, breakdown="device_type")),
+            "time_to_convert_by_device": run_time_to_convert(
+                store, definitions, query.with_(unit=Unit.VISITOR, breakdown="device_type"),
+                from_goal="view_item", to_goal="purchase"),
         }
     app = create_app(Settings(db=db, definitions=definitions, config=config))
     with TestClient(app, follow_redirects=False) as client:
@@ -264,6 +271,28 @@ def test_the_funnel_page_has_the_analysis_numbers(shop: Shop) -> None:
     ttc = export(shop, "/funnels", "time_to_convert", funnel="checkout")
     assert ttc[2] == ["converted (Purchase)", f"{shop.time_to_convert.overall.converted:,}"]
     assert ttc[1][1] == f"{shop.time_to_convert.overall.started:,}"
+
+
+def test_time_to_convert_and_micro_macro_flag_their_segments(shop: Shop) -> None:
+    """The funnels page's time to convert and the micro → macro page, broken down by device: every segment
+    with the analysis's counts, and the flags where the analysis found a difference (its tests check the
+    log-rank and two-proportion tests against lifelines and statsmodels)."""
+    ttc = export(shop, "/funnels", "time_to_convert_segments", funnel="checkout", breakdown="device_type")
+    assert ttc[0][0] == "device_type"
+    want = shop.time_to_convert_by_device.segments
+    assert {r[0]: (r[1], r[2]) for r in ttc[1:]} == {g.segment: (f"{g.started:,}", f"{g.converted:,}") for g in want}
+    marks = {"faster": "▲ faster", "slower": "▼ slower"}
+    assert {r[0]: r[-1] for r in ttc[1:]} == {
+        g.segment: marks[g.direction.value] if g.significant and g.direction else "" for g in want}
+    effects = export(shop, "/micro-macro", "segments", breakdown="device_type")
+    want_mm = shop.micro_macro_by_device.segments
+    assert {r[0]: (r[1], r[2]) for r in effects[1:]} == {
+        g.segment: (f"{g.units:,}", f"{g.macro_units:,}") for g in want_mm}
+    flags = {"higher": "▲ higher", "lower": "▼ lower"}
+    assert {r[0]: r[-1] for r in effects[1:]} == {
+        g.segment: flags[g.direction.value] if g.significant and g.direction else "" for g in want_mm}
+    plain = shop.client.get("/micro-macro", params=shop.range(export="segments"))
+    assert plain.status_code == 404, "without a breakdown the page has no segment table"
 
 
 def test_a_funnel_from_the_url(shop: Shop) -> None:

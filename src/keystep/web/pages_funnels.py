@@ -42,7 +42,12 @@ from keystep.web.handlers import (
     query_of,
     run_both,
 )
-from keystep.web.tables import funnel_segments_table, funnel_steps_table, time_to_convert_table
+from keystep.web.tables import (
+    funnel_segments_table,
+    funnel_steps_table,
+    time_to_convert_segments_table,
+    time_to_convert_table,
+)
 from keystep.web.views import Chart, Filters, Table, chart
 
 TITLE = "Funnels"
@@ -83,8 +88,7 @@ def time_to_convert(backend: Backend, definitions: Definitions, funnel: Funnel, 
         Goal("last_step", Kind.MACRO, last.match, type=MacroType.REVENUE, label=titles.get(last.name, last.name)),
     ))
     unit = Unit.USER if funnel.unit is Unit.USER else Unit.VISITOR
-    return run_time_to_convert(backend, ends, query.with_(unit=unit, breakdown=None), from_goal="first_step",
-                               to_goal="last_step")
+    return run_time_to_convert(backend, ends, query.with_(unit=unit), from_goal="first_step", to_goal="last_step")
 
 
 async def funnels(request: Request, dashboard: Dashboard, viewer: Viewer, filters: Filters) -> Response:
@@ -111,6 +115,8 @@ async def funnels(request: Request, dashboard: Dashboard, viewer: Viewer, filter
         tables.append(funnel_segments_table(result))
         shown.append(chart("segments", charts.funnel_segments_chart(result)))
     tables.append(time_to_convert_table(ttc))
+    if ttc.segments:
+        tables.append(time_to_convert_segments_table(ttc))
     if any(p.seconds > 0 for p in ttc.overall.curve):
         shown.append(chart("time_to_convert", charts.time_to_convert_chart(ttc)))
     context.update({"result": result, "tables": tables, "charts": shown, "ttc": ttc,

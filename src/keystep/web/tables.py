@@ -9,7 +9,7 @@ from __future__ import annotations
 from keystep.analysis.conversions import ConversionReport, GoalConversions
 from keystep.analysis.funnels import FunnelResult
 from keystep.analysis.micro_macro import MicroMacroResult
-from keystep.analysis.segments import Direction
+from keystep.analysis.segments import Direction, Pace
 from keystep.analysis.suggest import SuggestResult
 from keystep.analysis.time_to_convert import TimeToConvertResult
 from keystep.conversions.definitions import Condition, Definitions, Goal, Matcher, Value
@@ -17,12 +17,17 @@ from keystep.display import DASH, duration, interval, number, p_value, percent
 from keystep.web.views import Table, change
 
 
-def _mark(significant: bool, direction: Direction) -> str:
-    return direction.value if significant and direction is not Direction.SAME else ""
+def _mark(significant: bool, direction: Direction | Pace | None) -> str:
+    """The row's mark (its CSS class): `higher` for a segment above the rest (or converting faster),
+    `lower` below (or slower), else none."""
+    if not significant or direction is None:
+        return ""
+    return {Direction.HIGHER: "higher", Pace.FASTER: "higher", Direction.LOWER: "lower", Pace.SLOWER: "lower"}.get(
+        direction, "")
 
 
-def _flag(mark: str) -> str:
-    return {"higher": "▲ higher", "lower": "▼ lower"}.get(mark, "")
+def _flag(mark: str, higher: str = "higher", lower: str = "lower") -> str:
+    return {"higher": f"▲ {higher}", "lower": f"▼ {lower}"}.get(mark, "")
 
 
 # -- definitions, summarised -------------------------------------------------------------------------
@@ -154,7 +159,35 @@ def time_to_convert_table(result: TimeToConvertResult) -> Table:
     return Table("time_to_convert", "Time to convert (Kaplan–Meier)", ("Measure", "Value"), tuple(rows))
 
 
+def time_to_convert_segments_table(result: TimeToConvertResult) -> Table:
+    """Per segment: its median time to convert and whether its curve differs from the rest's (log-rank,
+    Holm-adjusted)."""
+    marks = tuple(_mark(g.significant, g.direction) for g in result.segments)
+    rows = tuple(
+        (str(g.segment), f"{g.started:,}", f"{g.converted:,}",
+         duration(next((q.seconds for q in g.quantiles if q.q == 0.5), None)),
+         DASH if g.expected is None else number(g.expected), p_value(g.adjusted_p), _flag(mark, "faster", "slower"))
+        for g, mark in zip(result.segments, marks, strict=True)
+    )
+    headers = (str(result.breakdown), "Started", "Converted", "Median time", "Conversions expected at the rest's pace",
+               "Adjusted p", "Differs (Holm 5%)")
+    return Table("time_to_convert_segments", f"Time to convert by {result.breakdown}", headers, rows, marks=marks)
+
+
 # -- micro → macro -----------------------------------------------------------------------------------
+
+
+def micro_macro_segments_table(result: MicroMacroResult) -> Table:
+    """Per segment: its macro rate against the rest's (two-proportion test, Holm-adjusted)."""
+    marks = tuple(_mark(g.significant, g.direction) for g in result.segments)
+    rows = tuple(
+        (str(g.segment), f"{g.units:,}", f"{g.macro_units:,}", percent(g.macro_rate.rate, 2),
+         percent(g.rest_rate.rate if g.rest_rate else None, 2), p_value(g.adjusted_p), _flag(mark))
+        for g, mark in zip(result.segments, marks, strict=True)
+    )
+    headers = (str(result.breakdown), f"{result.unit.value.capitalize()}s", f"With {result.macro_label}",
+               f"{result.macro_label} rate", "Rate of the rest", "Adjusted p", "Differs (Holm 5%)")
+    return Table("segments", f"{result.macro_label} rate by {result.breakdown}", headers, rows, marks=marks)
 
 
 def effects_table(result: MicroMacroResult) -> Table:
