@@ -49,6 +49,7 @@ def test_leaves_the_store_the_definitions_and_the_report(demo: tuple[Path, dict[
     html = (out / "keystep-report.html").read_text(encoding="utf-8")
     for title in ("Macro and micro conversions", "Funnel: checkout", "Time to convert", "Micro → macro"):
         assert title in html
+    assert "adj. p (Holm, log-rank)" in html and "<th>With Purchase</th>" in html  # the segment tables
     assert "Plotly.newPlot" in html and not re.search(r"<script[^>]*\bsrc=", html)  # embedded: no network
     con = duckdb.connect(str(out / "keystep.duckdb"), read_only=True)
     stored = con.execute("SELECT count(*), count(DISTINCT visitor_id) FROM events WHERE project = 'demo'").fetchone()
@@ -104,5 +105,11 @@ def test_visitor_level_answers(demo: tuple[Path, dict[str, Any]]) -> None:
     ttc = overview["time_to_convert"]["overall"]
     assert ttc["converted"] == mm["overall"]["macro_units"]  # every purchaser viewed a product first
     assert ttc["started"] >= effects["view_item"]["did"]["units"]  # any micro goal starts the clock
+    # by device too: the mobile checkout friction lowers mobile visitors' purchase rate against the rest
+    assert mm["breakdown"] == "device_type" and overview["time_to_convert"]["breakdown"] == "device_type"
+    by_device = {g["segment"]: g for g in mm["segments"]}
+    assert set(by_device) == set(DEVICES) and sum(g["units"] for g in by_device.values()) == mm["overall"]["units"]
+    assert by_device["mobile"]["significant"] and by_device["mobile"]["direction"] == "lower"
+    assert {g["segment"] for g in overview["time_to_convert"]["segments"]} == set(DEVICES)
     recommended = [s["goal"] for s in overview["suggestions"]["recommended"]]
     assert 5 <= len(recommended) <= 10 and "video_complete" in recommended

@@ -79,13 +79,14 @@ def run_overview(
     visitors = query.with_(unit=Unit.VISITOR, breakdown=None, granularity=None)
     chosen = definitions.funnel(funnel) if funnel else (definitions.funnels[0] if definitions.funnels else None)
     related = bool(definitions.micro and definitions.macro)
-    micro_macro = run_micro_macro(backend, definitions, visitors) if related else None
+    by_segment = visitors.with_(breakdown=breakdown)
+    micro_macro = run_micro_macro(backend, definitions, by_segment) if related else None
     rates = run_range_conversions(backend, definitions, sessions, granularity=granularity)
     return Overview(
         conversions=rates.conversions,
         trend=rates.trend,
         funnel=run_funnel(backend, chosen, sessions.with_(breakdown=breakdown)) if chosen else None,
-        time_to_convert=run_time_to_convert(backend, definitions, visitors) if related else None,
+        time_to_convert=run_time_to_convert(backend, definitions, by_segment) if related else None,
         micro_macro=micro_macro,
         suggestions=compute_suggestions(micro_macro) if micro_macro else None,
     )

@@ -96,7 +96,19 @@ def _time_to_convert(result: TimeToConvertResult) -> str:
               f"{g.censored:,} not yet (censored); {g.macro_first:,} converted before any micro step.")
     milestones = table(("within", *(duration(m.seconds) for m in g.milestones)),
                         [["converted", *(percent(m.converted) for m in g.milestones)]])
-    return (f"<p>{escape(counts)}</p>" + table(("Quantile", "Time", "95% interval"), quantiles) + milestones)
+    out = f"<p>{escape(counts)}</p>" + table(("Quantile", "Time", "95% interval"), quantiles) + milestones
+    if result.segments:
+        rows, classes = [], []
+        for seg in result.segments:
+            median = next((q.seconds for q in seg.quantiles if q.q == 0.5), None)
+            pace = seg.direction.value if seg.significant and seg.direction else ""
+            rows.append([str(seg.segment), f"{seg.started:,}", f"{seg.converted:,}", duration(median),
+                         "–" if seg.expected is None else number(seg.expected), p_value(seg.adjusted_p),
+                         f"{pace} than the rest" if pace else ""])
+            classes.append({"faster": "higher", "slower": "lower"}.get(pace, ""))
+        out += table((str(result.breakdown), "Started", "Converted", "Median time", "Expected at the rest's pace",
+                      "adj. p (Holm, log-rank)", "vs rest"), rows, classes)
+    return out
 
 
 def _micro_macro(result: MicroMacroResult) -> str:
@@ -106,8 +118,19 @@ def _micro_macro(result: MicroMacroResult) -> str:
         rows.append([e.label, percent(e.frequency), percent(e.did.rate), percent(e.did_not.rate), lift,
                      percent(e.preceded_share), duration(e.lag_median_s), number(e.value_per_unit)])
     currency = f" ({result.currency})" if result.currency else ""
-    return table(("Micro goal", "Did it", f"{result.macro_label} rate with", "without", "Lift (95%)",
-                   "Precedes", "Median lag", f"Value / unit{currency}"), rows)
+    out = table(("Micro goal", "Did it", f"{result.macro_label} rate with", "without", "Lift (95%)",
+                 "Precedes", "Median lag", f"Value / unit{currency}"), rows)
+    if result.segments:
+        seg_rows, classes = [], []
+        for seg in result.segments:
+            flag = seg.direction.value if seg.significant and seg.direction else ""
+            seg_rows.append([str(seg.segment), f"{seg.units:,}", f"{seg.macro_units:,}", percent(seg.macro_rate.rate),
+                             percent(seg.rest_rate.rate if seg.rest_rate else None), p_value(seg.adjusted_p),
+                             f"{flag} than the rest" if flag else ""])
+            classes.append(flag)
+        out += table((str(result.breakdown), "Units", f"With {result.macro_label}", "Rate", "Rest",
+                      "adj. p (Holm)", "vs rest"), seg_rows, classes)
+    return out
 
 
 def _suggestions(result: SuggestResult) -> str:
