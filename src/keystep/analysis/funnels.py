@@ -30,7 +30,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from keystep.analysis.funnel_paths import Events, ordered_paths
 from keystep.analysis.segments import ALPHA, Direction, compare_segments
 from keystep.backends.base import Backend
 from keystep.conversions.definitions import Funnel, FunnelMode, Unit
@@ -106,6 +105,9 @@ def funnel_rows(backend: Backend, funnel: Funnel, query: Query) -> list[dict[str
     (`keystep.analysis.funnel_paths`), and a statement that counts and takes quantiles over the result."""
     if funnel.mode is not FunnelMode.ORDERED:
         return list(backend.execute(build_funnel(funnel, query)))
+    # imported here: numba takes a fifth of a second to import, which no other command should pay
+    from keystep.analysis.funnel_paths import Events, ordered_paths
+
     steps = len(funnel.steps)
     first_us, last_us = next(iter(backend.execute(build_time_span(query)))).values()
     if first_us is not None and packs(funnel, first_us, last_us):

@@ -32,7 +32,6 @@ from pydantic import Field as PydanticField
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keystep.analysis import funnel_paths
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.collector import keys
 from keystep.collector.body import BodyError, read_body
@@ -153,6 +152,8 @@ def create_app(settings: Settings) -> FastAPI:
                                _daily_salt(settings.salt_dir), keys.WriteKeyCache(backend), pool)
         app.state.collector = state["c"]
         # the funnel scan compiles (or loads from numba's cache) in the background, not on the first funnel
+        from keystep.analysis import funnel_paths
+
         threading.Thread(target=funnel_paths.warm_up, name="funnel-warm-up", daemon=True).start()
         _freeze_startup_objects()
         try:

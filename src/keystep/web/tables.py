@@ -14,7 +14,7 @@ from keystep.analysis.suggest import SuggestResult
 from keystep.analysis.time_to_convert import TimeToConvertResult
 from keystep.conversions.definitions import Condition, Definitions, Goal, Matcher, Value
 from keystep.display import DASH, duration, interval, number, p_value, percent
-from keystep.web.views import Table, change
+from keystep.web.views import Table, stats_row
 
 
 def _mark(significant: bool, direction: Direction | Pace | None) -> str:
@@ -83,13 +83,9 @@ def goals_table(report: ConversionReport, previous: ConversionReport | None, def
         groups.append(len(rows))
         rows.append((group.title,))
         for g in group.goals:
-            s, currency = g.total, f" {g.currency}" if g.currency else ""
-            old = before.get(g.goal)
+            title, *stats = stats_row(g.title, g.total, g.currency, before.get(g.goal))
             summary = definition_summary(by_name[g.goal]) if g.goal in by_name else ""
-            rows.append((g.title, summary, f"{s.eligible_units:,}", f"{s.converted_units:,}",
-                         percent(s.rate.estimate, 2), interval(s.rate, 2), number(s.actions_per_unit),
-                         DASH if s.value is None else number(s.value) + currency,
-                         change(s.rate.estimate, old.rate.estimate if old else None)))
+            rows.append((title, summary, *stats))
     unit = report.unit.value
     headers = ("Goal", "Definition", f"Eligible {unit}s", "Converted", "Rate", "95% interval", "Actions / unit",
                "Value", "vs previous period")

@@ -97,13 +97,14 @@ def conversion_table(report: ConversionReport, previous: ConversionReport | None
         groups.append(len(rows))
         rows.append((group.title,))
         for g in group.goals:
-            rows.append(_stats_row(g.title, g.total, g.currency, before.get(g.goal)))
+            rows.append(stats_row(g.title, g.total, g.currency, before.get(g.goal)))
     headers = ("Goal", f"Eligible {report.unit.value}s", "Converted", "Rate", "95% interval", "Actions / unit",
                "Value", "vs previous period")
     return Table(key, title, headers, tuple(rows), tuple(groups))
 
 
-def _stats_row(title: str, s: ConversionStats, currency: str | None, before: ConversionStats | None) -> tuple[str, ...]:
+def stats_row(title: str, s: ConversionStats, currency: str | None, before: ConversionStats | None) -> tuple[str, ...]:
+    """A goal's (or a segment's) row: units, rate, interval, actions, value, change against `before`."""
     unit = f" {currency}" if currency else ""
     return (title, f"{s.eligible_units:,}", f"{s.converted_units:,}", percent(s.rate.estimate, 2),
             interval(s.rate, 2), number(s.actions_per_unit), "–" if s.value is None else number(s.value) + unit,
