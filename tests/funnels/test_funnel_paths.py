@@ -7,8 +7,16 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from funnel_reference import ordered_path, window_funnel_level
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from keystep.analysis.funnel_paths import INSERTION_SORT_MAX, MIN_UNITS_PER_THREAD, Events, ordered_paths
+from keystep.analysis.funnel_paths import (
+    INSERTION_SORT_MAX,
+    MIN_UNITS_PER_THREAD,
+    Events,
+    group_by_key,
+    ordered_paths,
+)
 
 STEPS = (("a",), ("a", "b"), ("c",), ("b",))  # an `a` matches steps 1 and 2; `b` steps 2 and 4
 NAMES = ("a", "b", "c", "x")
@@ -68,3 +76,26 @@ def test_threads_give_the_same_paths() -> None:
     check(units, *three, range(0, len(units), 997))
     for edge in (MIN_UNITS_PER_THREAD, 2 * MIN_UNITS_PER_THREAD):
         check(units, *three, range(edge - 50, edge + 50))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(5, 40), st.integers(-(2**62), 2**62), st.integers(0, 2**40))),
+    packed=st.booleans(),
+)
+def test_group_by_key_groups_like_a_dictionary(rows: list[tuple[int, int, int]], packed: bool) -> None:
+    """Rows keyed by numbers in [5, 40]: the keys present in increasing order, each key's values in the
+    rows' order (a dict of lists is the reference)."""
+    want: dict[int, list[tuple[int, int]]] = {}
+    for key, time, mask in rows:
+        want.setdefault(key, []).append((time, mask))
+    keys = np.array([r[0] for r in rows], dtype=np.int64)
+    times = np.array([r[1] for r in rows], dtype=np.int64)
+    masks = np.array([r[2] for r in rows], dtype=np.int64)
+    present, events = group_by_key(keys, 5, 40, times, None if packed else masks)
+    assert present.tolist() == sorted(want)
+    for u, key in enumerate(present.tolist()):
+        lo, hi = events.offsets[u], events.offsets[u + 1]
+        got_times = events.times[lo:hi].tolist()
+        assert got_times == [t for t, _ in want[key]]
+        assert events.masks[lo:hi].tolist() == (got_times if packed else [m for _, m in want[key]])

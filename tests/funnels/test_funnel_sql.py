@@ -17,7 +17,14 @@ from keystep.analysis.funnels import funnel_rows
 from keystep.backends.duckdb import DuckDBBackend
 from keystep.conversions.definitions import Funnel, FunnelMode, Matcher, Step, Unit
 from keystep.query import Query
-from keystep.sql.funnels import MAX_STEPS, build_funnel, build_ordered_sequences, build_time_span, packs
+from keystep.sql.funnels import (
+    MAX_STEPS,
+    build_funnel,
+    build_ordered_sequences,
+    build_time_span,
+    build_visitor_steps,
+    packs,
+)
 
 
 def run_sql(
@@ -102,7 +109,7 @@ def test_ordered_mode_with_many_steps_over_a_long_span(
     backend = DuckDBBackend(":memory:")
     try:
         backend.insert_events(event_table(events))
-        first_us, last_us = next(iter(backend.execute(build_time_span(query)))).values()
+        first_us, last_us, *_ = next(iter(backend.execute(build_time_span(query)))).values()
         f = Funnel("f", tuple(Step(str(k), (Matcher(events=n),)) for k, n in enumerate(many)), window)
         assert not packs(f, first_us, last_us)
         want = funnel(event_table(events).to_pylist(), many, window, "ordered")
@@ -158,7 +165,8 @@ def test_examples_worked_by_hand() -> None:
 def test_values_are_bound_parameters(mode: FunnelMode) -> None:
     steps = (Step("o'brien", (Matcher(events=("o'brien",)),)), Step("b", (Matcher(events=("b",)),)))
     f = Funnel("f", steps, mode=mode)
-    build = build_ordered_sequences if mode is FunnelMode.ORDERED else build_funnel
-    sql = build(f, Query(project="p'q"))
-    assert "o'brien" not in sql.text and "p'q" not in sql.text
-    assert "o'brien" in sql.params.values() and "p'q" in sql.params.values()
+    builds = (build_visitor_steps, build_ordered_sequences) if mode is FunnelMode.ORDERED else (build_funnel,)
+    for build in builds:
+        sql = build(f, Query(project="p'q"))
+        assert "o'brien" not in sql.text and "p'q" not in sql.text
+        assert "o'brien" in sql.params.values() and "p'q" in sql.params.values()

@@ -1,7 +1,9 @@
 """The ordered funnel's per-unit scan: how far each unit got, and when it did each step on its path.
 
-The database groups the step events by unit (`keystep.sql.funnels.build_ordered_sequences`); this
-module walks each unit's events once, as ClickHouse's `windowFunnel` does, but also returns the path the
+The step events come grouped by unit: by visitor, `group_by_key` puts the rows of
+`keystep.sql.funnels.build_visitor_steps` together by the store's visitor numbers (a counting sort, no
+hash table); sessions and users the database groups (`keystep.sql.funnels.build_ordered_sequences`).
+This module then walks each unit's events once, as ClickHouse's `windowFunnel` does, but also returns the path the
 step times are measured on (windowFunnel returns only the level). Semantics (those of the `ordered` mode
 in `keystep.sql.funnels`): every occurrence of step 1 starts a chain; each next step is the first
 occurrence of that step at or after the previous step's time (so equal timestamps count, and one event
@@ -43,6 +45,44 @@ class Events:
     times: NDArray[np.int64]
     masks: NDArray[np.int64]
     shift: int = 0
+
+
+def group_by_key(
+    keys: NDArray[np.int64], first: int, last: int, times: NDArray[np.int64], masks: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], Events]:
+    """Rows keyed by dense unit numbers in [first, last] (the store's visitor numbers) grouped by key, in
+    the rows' order within each key: the keys present, in increasing order, and their `Events`
+    (`masks` None: `times` is packed with the masks, as `Events` says, and `shift` is to be set by the
+    caller)."""
+    counts = np.zeros(last - first + 1, dtype=np.int64)
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    _count(keys, first, counts)
+    present = np.flatnonzero(counts)
+    offsets = np.zeros(len(present) + 1, dtype=np.int64)
+    np.cumsum(counts[present], out=offsets[1:])
+    starts = np.zeros_like(counts)
+    starts[present] = offsets[:-1]
+    grouped = [_place(keys, first, starts.copy(), np.ascontiguousarray(v, dtype=np.int64))
+               for v in ((times,) if masks is None else (times, masks))]
+    return present + first, Events(offsets, grouped[0], grouped[-1])
+
+
+@njit(cache=True, nogil=True)
+def _count(keys: NDArray[np.int64], first: int, counts: NDArray[np.int64]) -> None:
+    for k in keys:
+        counts[k - first] += 1
+
+
+@njit(cache=True, nogil=True)
+def _place(
+    keys: NDArray[np.int64], first: int, starts: NDArray[np.int64], values: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    out = np.empty_like(values)
+    for i in range(len(keys)):
+        at = keys[i] - first
+        out[starts[at]] = values[i]
+        starts[at] += 1
+    return out
 
 
 def ordered_paths(

@@ -39,6 +39,7 @@ from keystep.sql.funnels import (
     build_funnel,
     build_ordered_sequences,
     build_time_span,
+    build_visitor_steps,
     packs,
 )
 from keystep.stats.proportions import Rate, compute_rate
@@ -106,25 +107,40 @@ def funnel_rows(backend: Backend, funnel: Funnel, query: Query) -> list[dict[str
     if funnel.mode is not FunnelMode.ORDERED:
         return list(backend.execute(build_funnel(funnel, query)))
     # imported here: numba takes a fifth of a second to import, which no other command should pay
-    from keystep.analysis.funnel_paths import Events, ordered_paths
+    from keystep.analysis.funnel_paths import Events, group_by_key, ordered_paths
 
     steps = len(funnel.steps)
-    first_us, last_us = next(iter(backend.execute(build_time_span(query)))).values()
-    if first_us is not None and packs(funnel, first_us, last_us):
-        sequences = backend.execute_arrow(build_ordered_sequences(funnel, query, base_us=first_us))
-        packed = sequences.column("packed").combine_chunks()
-        values = packed.values.to_numpy()
-        events = Events(packed.offsets.to_numpy(), values, values, shift=steps)
+    span = next(iter(backend.execute(build_time_span(query))))
+    empty = span["first_us"] is None  # no events in the range
+    base = None if empty else span["first_us"] if packs(funnel, span["first_us"], span["last_us"]) else None
+    columns: dict[str, Any]
+    if funnel.unit is Unit.VISITOR:
+        rows = backend.execute_arrow(build_visitor_steps(funnel, query, base_us=base))
+        first, last = (0, -1) if empty else (span["first_visitor"], span["last_visitor"])
+        keys = _numpy(rows.column("visitor_no"))
+        numbers, events = (
+            group_by_key(keys, first, last, _numpy(rows.column("packed"))) if base is not None
+            else group_by_key(keys, first, last, _numpy(rows.column("ts")), _numpy(rows.column("mask")))
+        )
+        columns = {"visitor_no": numbers}
     else:
-        sequences = backend.execute_arrow(build_ordered_sequences(funnel, query))
-        ts = sequences.column("ts").combine_chunks()
-        masks = sequences.column("masks").combine_chunks().values.to_numpy()
-        events = Events(ts.offsets.to_numpy(), ts.values.to_numpy(), masks)
+        sequences = backend.execute_arrow(build_ordered_sequences(funnel, query, base_us=base))
+        lists = sequences.column("packed" if base is not None else "ts").combine_chunks()
+        times = lists.values.to_numpy()
+        masks = times if base is not None else sequences.column("masks").combine_chunks().values.to_numpy()
+        events = Events(lists.offsets.to_numpy(), times, masks)
+        columns = {"segment": sequences.column("segment")}
+    if base is not None:
+        events = Events(events.offsets, events.times, events.masks, shift=steps)
     levels, path = ordered_paths(events, steps, funnel.window // timedelta(microseconds=1))
-    columns = {"segment": sequences.column("segment"), "level": levels}
+    columns["level"] = levels
     columns.update((f"p{k + 1}", path[k]) for k in range(steps))
-    aggregate = build_aggregate(steps, breakdown=query.breakdown is not None)
+    aggregate = build_aggregate(funnel, query, by_visitor=funnel.unit is Unit.VISITOR)
     return list(backend.execute(aggregate, relations={"supplied": pa.table(columns)}))
+
+
+def _numpy(column: pa.ChunkedArray) -> Any:
+    return column.combine_chunks().to_numpy(zero_copy_only=False)
 
 
 def compute_funnel(

@@ -9,20 +9,31 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from keystep.backends.base import SQL, Dialect, Rows
-from keystep.events.schema import EVENT_COLUMNS, TABLES, TABLES_BY_NAME, Column, Kind, Table
+from keystep.backends.visitors import VisitorDirectory, digests
+from keystep.events.schema import (
+    EVENT_COLUMNS,
+    STORED_EVENT_COLUMNS,
+    TABLES,
+    TABLES_BY_NAME,
+    Column,
+    Kind,
+    Table,
+)
 
 DIALECT = Dialect(
     name="duckdb",
-    types={Kind.TEXT: "VARCHAR", Kind.TIMESTAMP: "TIMESTAMP", Kind.DOUBLE: "DOUBLE", Kind.JSON: "JSON"},
+    types={Kind.TEXT: "VARCHAR", Kind.TIMESTAMP: "TIMESTAMP", Kind.DOUBLE: "DOUBLE", Kind.INTEGER: "BIGINT",
+           Kind.JSON: "JSON"},
 )
 
 DEFAULT_DB = Path("keystep.duckdb")
 
 # The order in which `insert_events` writes the rows of one batch (see there).
-CLUSTER_ORDER: tuple[str, ...] = ("project", "visitor_id", "ts", "event_id")
+CLUSTER_ORDER: tuple[str, ...] = ("visitor_no", "ts", "event_id")
 
 
 def _column_ddl(column: Column) -> str:
@@ -39,7 +50,7 @@ def _create_table(table: Table) -> str:
 def event_arrow_schema() -> pa.Schema:
     """The Arrow schema of a batch handed to `insert_events`."""
     arrow = {Kind.TEXT: pa.string(), Kind.TIMESTAMP: pa.timestamp("us"), Kind.DOUBLE: pa.float64(),
-             Kind.JSON: pa.string()}
+             Kind.INTEGER: pa.int64(), Kind.JSON: pa.string()}
     return pa.schema([pa.field(c.name, arrow[c.kind], nullable=not c.required) for c in EVENT_COLUMNS])
 
 
@@ -53,22 +64,32 @@ class DuckDBBackend:
         self._con = duckdb.connect(self.path, read_only=read_only)
         self._run("SET TimeZone = 'UTC'")
         self._write_lock = threading.Lock()
+        self._directory: VisitorDirectory | None = None  # loaded by the first write that needs it
         if not read_only:
             self.migrate()
+        elif self._missing_columns():
+            self._con.close()
+            raise ValueError(f"{self.path} was made by an earlier version of keystep: open it once for writing"
+                             f" (keystep init --db {self.path}) to bring its tables up to date")
 
     # -- schema -----------------------------------------------------------------------------
+    def _missing_columns(self) -> list[tuple[Table, Column]]:
+        """The columns of the schema that an existing table of the file lacks."""
+        have = {(t, c) for t, c in self._run("SELECT table_name, column_name FROM information_schema.columns")}
+        tables = {t for t, _ in have}
+        return [(t, c) for t in TABLES if t.name in tables for c in t.columns if (t.name, c.name) not in have]
+
     def migrate(self) -> None:
-        """Create the tables, and add any column the canonical schema gained since the file was made."""
+        """Create the tables, and add any column the schema gained since the file was made (events stored
+        before visitors were numbered get their numbers)."""
         with self._write_lock:
+            missing = self._missing_columns()
             for table in TABLES:
                 self._run(_create_table(table))
-                have = {r[0] for r in self._run(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table.name]
-                )}
-                for column in table.columns:
-                    if column.name not in have:
-                        kind = DIALECT.types[column.kind]
-                        self._run(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+            for table, column in missing:
+                self._run(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {DIALECT.types[column.kind]}")
+            if any(t.name == "events" and c.name == "visitor_no" for t, c in missing):
+                self._number_stored_visitors()
 
     # -- reads ------------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -96,7 +117,8 @@ class DuckDBBackend:
     # -- writes (the one writer) --------------------------------------------------------------
     def insert_events(self, table: pa.Table) -> int:
         """Store a batch of events; one whose (project, event_id) is stored already, or comes twice in the
-        batch, is ignored (the first received is kept).
+        batch, is ignored (the first received is kept). Each event gets its visitor's number
+        (`keystep.backends.visitors`); new visitors are numbered in (project, visitor_id) order.
 
         The batch is written in `CLUSTER_ORDER`: a visitor's events of one batch lie together (DuckDB's
         parallel INSERT OR IGNORE keeps the order within each thread's share, so it is a run or two per
@@ -104,17 +126,64 @@ class DuckDBBackend:
         rather than rows scattered over the batch. Batches are appended in arrival order, so a stream of
         small batches stays ordered by time as a whole (and a date range can still skip row groups)."""
         staged = table.select([c.name for c in EVENT_COLUMNS]).cast(event_arrow_schema())
+        names = ", ".join(c.name for c in EVENT_COLUMNS + STORED_EVENT_COLUMNS)
         with self._write_lock:
             self._con.register("_staged_events", staged)
             try:
-                inserted = self._run(
-                    "INSERT OR IGNORE INTO events SELECT * FROM _staged_events "
-                    "QUALIFY row_number() OVER (PARTITION BY project, event_id ORDER BY received_at) = 1 "
-                    f"ORDER BY {', '.join(CLUSTER_ORDER)}"
+                inserted = self._numbering_visitors(
+                    "SELECT DISTINCT project, visitor_id FROM _staged_events",
+                    f"INSERT OR IGNORE INTO events ({names}) SELECT s.*, b.visitor_no FROM _staged_events s"
+                    " JOIN _batch_visitors b USING (project, visitor_id)"
+                    " QUALIFY row_number() OVER (PARTITION BY s.project, s.event_id ORDER BY s.received_at) = 1"
+                    f" ORDER BY {', '.join(CLUSTER_ORDER)}",
                 )
             finally:
                 self._con.unregister("_staged_events")
             return int(inserted[0][0])  # DuckDB answers an INSERT with the rows it inserted
+
+    def _number_stored_visitors(self) -> None:
+        """Number the visitors of events stored before visitors were numbered (a store made by an
+        earlier version), in one transaction."""
+        self._numbering_visitors(
+            "SELECT DISTINCT project, visitor_id FROM events WHERE visitor_no IS NULL",
+            "UPDATE events SET visitor_no = b.visitor_no FROM _batch_visitors b"
+            " WHERE events.visitor_no IS NULL AND events.project = b.project AND events.visitor_id = b.visitor_id",
+        )
+
+    def _numbering_visitors(self, pairs_sql: str, statement: str) -> list[tuple[Any, ...]]:
+        """Run `statement` with `_batch_visitors(project, visitor_id, visitor_no)`: the numbers of the
+        (project, visitor_id) pairs that `pairs_sql` selects, new visitors numbered (in pair order) and
+        added to `visitors` in the same transaction. Under the write lock."""
+        pairs = self._con.sql(f"{pairs_sql} ORDER BY project, visitor_id").to_arrow_table()
+        digest = digests(pairs.column("project").to_pylist(), pairs.column("visitor_id").to_pylist())
+        numbers, new = self._visitors().number(digest)
+        batch = pairs.append_column("visitor_no", pa.array(numbers, pa.int64()))
+        added = batch.filter(pa.array(new)).append_column("digest_hi", pa.array(digest[new, 0], pa.int64()))
+        added = added.append_column("digest_lo", pa.array(digest[new, 1], pa.int64()))
+        self._con.register("_batch_visitors", batch)
+        self._con.register("_new_visitors", added)
+        try:
+            self._run("BEGIN TRANSACTION")
+            try:
+                self._run("INSERT INTO visitors SELECT * FROM _new_visitors")
+                result = self._run(statement)
+                self._run("COMMIT")
+            except BaseException:
+                self._run("ROLLBACK")
+                self._directory = None  # it numbered visitors that were not stored: rebuild it
+                raise
+            return result
+        finally:
+            self._con.unregister("_batch_visitors")
+            self._con.unregister("_new_visitors")
+
+    def _visitors(self) -> VisitorDirectory:
+        """The visitor directory, rebuilt from the `visitors` table on first use."""
+        if self._directory is None:
+            known = self._con.sql("SELECT digest_hi, digest_lo FROM visitors ORDER BY visitor_no").to_arrow_table()
+            rows = np.column_stack([known.column(c).to_numpy() for c in ("digest_hi", "digest_lo")])
+            self._directory = VisitorDirectory(rows.reshape(-1, 2).astype(np.int64))
+        return self._directory
 
     def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.insert_rows("rejected_events", rows)

@@ -17,6 +17,7 @@ class Kind(Enum):
     TEXT = "text"
     TIMESTAMP = "timestamp"
     DOUBLE = "double"
+    INTEGER = "integer"
     JSON = "json"
 
 
@@ -53,6 +54,13 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("revenue", Kind.DOUBLE, False, "monetary value carried by the event"),
     Column("currency", Kind.TEXT, False, "ISO 4217 code of revenue"),
     Column("properties", Kind.JSON, False, "every other attribute, a JSON object"),
+)
+
+# What the store adds to every event it writes (not part of the event sent or imported).
+STORED_EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("visitor_no", Kind.INTEGER, True,
+           "the store's number for the event's (project, visitor_id): 0, 1, 2, ... in the order visitors were"
+           " first written (see `visitors`)"),
 )
 
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
@@ -112,6 +120,16 @@ IDENTITY_COLUMNS: tuple[Column, ...] = (
     Column("source", Kind.TEXT, False, "identify, alias or the event that carried both ids"),
 )
 
+# The store's visitor directory: one row per (project, visitor_id) ever written, with its number and the
+# 128-bit digest that the writer's in-memory directory is rebuilt from (`keystep.backends.visitors`).
+VISITOR_COLUMNS: tuple[Column, ...] = (
+    Column("project", Kind.TEXT, True),
+    Column("visitor_id", Kind.TEXT, True),
+    Column("visitor_no", Kind.INTEGER, True, "dense: 0, 1, 2, ... in the order visitors were first written"),
+    Column("digest_hi", Kind.INTEGER, True, "the first 64 bits of the BLAKE2b-128 digest of (project, visitor_id)"),
+    Column("digest_lo", Kind.INTEGER, True, "the last 64 bits"),
+)
+
 # The dashboard's people, their sessions and read-only share links (tokens stored as SHA-256 hashes).
 USER_COLUMNS: tuple[Column, ...] = (
     Column("username", Kind.TEXT, True),
@@ -142,7 +160,8 @@ class Table:
 
 
 TABLES: tuple[Table, ...] = (
-    Table("events", EVENT_COLUMNS, ("project", "event_id")),
+    Table("events", EVENT_COLUMNS + STORED_EVENT_COLUMNS, ("project", "event_id")),
+    Table("visitors", VISITOR_COLUMNS),
     Table("rejected_events", REJECTED_COLUMNS),
     Table("projects", PROJECT_COLUMNS, ("project",)),
     Table("keys", KEY_COLUMNS, ("key_id",)),

@@ -3,10 +3,12 @@
 For every unit: how far it got (its *level*: the number of leading steps it reached) and one *path*
 (when it completed each of those steps); then counts and quantiles per step, over all units and, with a
 breakdown, per segment. The `strict` and `any_order` modes are one statement (`build_funnel`). The
-`ordered` mode, the one people use most, is the database grouping each unit's step events
-(`build_ordered_sequences`), a compiled linear scan per unit as ClickHouse's `windowFunnel` does it
-(`keystep.analysis.funnel_paths`: no SQL formulation came near, see docs/performance.md), and the
-same counts and quantiles over its result (`build_aggregate`). Rows (see `COLUMNS`):
+`ordered` mode, the one people use most, is each unit's step events grouped together (by visitor: the
+step events with their store-assigned visitor numbers, `build_visitor_steps`, grouped by counting;
+sessions and users: grouped by the database, `build_ordered_sequences`), a compiled linear scan per
+unit as ClickHouse's `windowFunnel` does it (`keystep.analysis.funnel_paths`: no SQL formulation came
+near, see docs/performance.md), and the same counts and quantiles over its result
+(`build_aggregate`). Rows (see `COLUMNS`):
 
 - `segment`: the unit's segment (`keystep.sql.scope.build_segment`), NULL in the row over all units;
 - `all_segments`: true in the row over all units;
@@ -79,9 +81,9 @@ def _check(funnel: Funnel) -> int:
 def build_funnel(funnel: Funnel, query: Query) -> SQL:
     """Rows `COLUMNS` for the `strict` and `any_order` modes: one over all units that did step 1 (zero
     counts when none did), plus one per segment when the query has a breakdown. (The `ordered` mode is
-    `build_ordered_sequences`, a scan per unit, then `build_aggregate`.)"""
+    `build_visitor_steps` or `build_ordered_sequences`, a scan per unit, then `build_aggregate`.)"""
     if funnel.mode is FunnelMode.ORDERED:
-        raise ValueError("the ordered mode is build_ordered_sequences and build_aggregate")
+        raise ValueError("the ordered mode is a scan per unit and build_aggregate")
     window_us = _check(funnel)
     p = Params()
     breakdown = query.breakdown is not None
@@ -99,26 +101,50 @@ def build_funnel(funnel: Funnel, query: Query) -> SQL:
 
 
 def build_time_span(query: Query) -> SQL:
-    """`(first_us, last_us)`: the earliest and latest event time (microseconds since the epoch) in the
-    query's project and range: bounds of any unit's events, read from the time column alone."""
+    """`(first_us, last_us, first_visitor, last_visitor)`: the earliest and latest event time (microseconds
+    since the epoch) and the lowest and highest visitor number in the query's project and range."""
     p = Params()
-    return p.sql(f"SELECT epoch_us(min(ts)) AS first_us, epoch_us(max(ts)) AS last_us FROM events"
-                 f" WHERE {build_range_filter(query, p)}")
+    return p.sql("SELECT epoch_us(min(ts)) AS first_us, epoch_us(max(ts)) AS last_us,"
+                 " min(visitor_no) AS first_visitor, max(visitor_no) AS last_visitor"
+                 f" FROM events WHERE {build_range_filter(query, p)}")
 
 
 def packs(funnel: Funnel, first_us: int, last_us: int) -> bool:
-    """Whether the step events of a span fit `build_ordered_sequences(..., base_us=first_us)`'s packed
-    form: the time since the span's start, shifted left by one bit per step, in a signed 64-bit integer."""
+    """Whether the step events of a span fit the packed form of `build_visitor_steps` and
+    `build_ordered_sequences` (`base_us=first_us`): the time since the span's start, shifted left by
+    one bit per step, in a signed 64-bit integer."""
     return (last_us - first_us).bit_length() + len(funnel.steps) <= 62
 
 
-def build_ordered_sequences(funnel: Funnel, query: Query, base_us: int | None = None) -> SQL:
-    """The `ordered` mode's input: one row per unit that did any step, with its `segment` (NULL without a
-    breakdown) and its step events in no particular order, each event a time `t` (microseconds) and a
-    mask `m` (bit j set when the event matches step j+1):
+def build_visitor_steps(funnel: Funnel, query: Query, base_us: int | None = None) -> SQL:
+    """The `ordered` mode's input by visitor: one row per step event of the range, with its
+    `visitor_no`, in storage order (a batch's events lie in visitor order), and its time `t`
+    (microseconds) and mask `m` (bit j set when the event matches step j+1):
 
-    - with `base_us` (the span's start, when `packs`): `packed`, a list of (t - base_us) * 2^steps + m,
-      one list instead of two (a second list costs DuckDB about a third more);
+    - with `base_us` (the span's start, when `packs`): `packed`, (t - base_us) * 2^steps + m, one
+      column instead of two;
+    - without: `ts`, t since the epoch, and `mask`, m.
+
+    `keystep.analysis.funnel_paths.group_by_key` groups them by visitor number, then its scan walks
+    each visitor."""
+    _check(funnel)
+    p = Params()
+    if base_us is None:
+        columns = "epoch_us(ts) AS ts, mask"
+    else:
+        columns = f"(epoch_us(ts) - {p.bind(base_us)}) * {1 << len(funnel.steps)} + mask AS packed"
+    return p.sql(
+        f"WITH {build_scope(query, p, Unit.VISITOR)}\nSELECT visitor_no, {columns} FROM"
+        f" (SELECT visitor_no, ts, {_step_mask(funnel, p)} AS mask FROM scoped) WHERE mask > 0"
+    )
+
+
+def build_ordered_sequences(funnel: Funnel, query: Query, base_us: int | None = None) -> SQL:
+    """The `ordered` mode's input for sessions and users (units the store does not number): one row per
+    unit that did any step, with its `segment` (NULL without a breakdown) and its step events in no
+    particular order, each event a time and a mask as in `build_visitor_steps`:
+
+    - with `base_us`: `packed`, a list of (t - base_us) * 2^steps + m;
     - without: `ts`, the list of t since the epoch, and `masks`, the list of m.
 
     `keystep.analysis.funnel_paths` scans them."""
@@ -126,11 +152,8 @@ def build_ordered_sequences(funnel: Funnel, query: Query, base_us: int | None = 
     p = Params()
     breakdown = query.breakdown is not None
     ctes = [(build_units if breakdown else build_scope)(query, p, funnel.unit)]
-    bits = " + ".join(
-        f"CASE WHEN {build_match(step.match, p)} THEN {1 << j} ELSE 0 END" for j, step in enumerate(funnel.steps)
-    )
     ctes.append(
-        f"hits AS (SELECT * FROM (SELECT unit_id, ts, CAST({bits} AS BIGINT) AS mask FROM scoped) WHERE mask > 0)"
+        f"hits AS (SELECT * FROM (SELECT unit_id, ts, {_step_mask(funnel, p)} AS mask FROM scoped) WHERE mask > 0)"
     )
     segment = "any_value(units.segment)" if breakdown else "CAST(NULL AS VARCHAR)"
     join = " JOIN units USING (unit_id)" if breakdown else ""
@@ -145,10 +168,28 @@ def build_ordered_sequences(funnel: Funnel, query: Query, base_us: int | None = 
     )
 
 
-def build_aggregate(steps: int, breakdown: bool) -> SQL:
-    """Rows `COLUMNS` from a relation `supplied(segment, level, p1..pn)` supplied by the caller (one row
-    per unit that did any step, `pk` in microseconds); units with level 0 never entered the funnel."""
-    return SQL(f"WITH funnel_units AS (SELECT * FROM supplied WHERE level >= 1)\n{_aggregate(steps, breakdown)}")
+def _step_mask(funnel: Funnel, p: Params) -> str:
+    """An event's step mask: bit j set when it matches step j+1."""
+    bits = " + ".join(
+        f"CASE WHEN {build_match(step.match, p)} THEN {1 << j} ELSE 0 END" for j, step in enumerate(funnel.steps)
+    )
+    return f"CAST({bits} AS BIGINT)"
+
+
+def build_aggregate(funnel: Funnel, query: Query, *, by_visitor: bool) -> SQL:
+    """Rows `COLUMNS` from a relation `supplied(..., level, p1..pn)` supplied by the caller (one row per
+    unit that did any step, `pk` in microseconds); units with level 0 never entered the funnel. Rows by
+    unit (`build_ordered_sequences`) carry their `segment`; rows by visitor (`build_visitor_steps`) carry
+    `visitor_no`, and with a breakdown each visitor's segment is computed here."""
+    steps, breakdown = len(funnel.steps), query.breakdown is not None
+    if not (by_visitor and breakdown):
+        return SQL(f"WITH funnel_units AS (SELECT * FROM supplied WHERE level >= 1)\n{_aggregate(steps, breakdown)}")
+    p = Params()
+    units = build_units(query, p, Unit.VISITOR, aggregates=("any_value(visitor_no) AS visitor_no",))
+    return p.sql(
+        f"WITH {units},\nfunnel_units AS (SELECT units.segment, supplied.* FROM supplied JOIN units USING (visitor_no)"
+        f" WHERE level >= 1)\n{_aggregate(steps, breakdown)}"
+    )
 
 
 def _hits(flags: list[str], materialize: bool) -> str:
