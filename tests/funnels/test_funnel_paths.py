@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from keystep.analysis.funnel_paths import (
     INSERTION_SORT_MAX,
+    MIN_ROWS_PER_THREAD,
     MIN_UNITS_PER_THREAD,
     Events,
     group_by_key,
@@ -99,3 +100,16 @@ def test_group_by_key_groups_like_a_dictionary(rows: list[tuple[int, int, int]],
         got_times = events.times[lo:hi].tolist()
         assert got_times == [t for t, _ in want[key]]
         assert events.masks[lo:hi].tolist() == (got_times if packed else [m for _, m in want[key]])
+
+
+def test_group_by_key_in_threads_equals_a_stable_sort() -> None:
+    """Enough rows for three threads, each with its own range of keys: the same as a stable sort by key."""
+    rng = np.random.default_rng(7)
+    n = 3 * MIN_ROWS_PER_THREAD
+    keys = rng.integers(100, 100 + n // 4, n)
+    times, masks = rng.integers(0, 2**50, n), rng.integers(0, 16, n)
+    present, events = group_by_key(keys, 100, 100 + n // 4 - 1, times, masks, threads=3)
+    order = np.argsort(keys, kind="stable")
+    assert present.tolist() == np.unique(keys).tolist()
+    assert np.diff(events.offsets).tolist() == np.unique(keys, return_counts=True)[1].tolist()
+    assert np.array_equal(events.times, times[order]) and np.array_equal(events.masks, masks[order])

@@ -22,6 +22,7 @@ through those links.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
@@ -33,6 +34,7 @@ from numpy.typing import NDArray
 from keystep.sql.funnels import MAX_STEPS
 
 MIN_UNITS_PER_THREAD = 50_000  # below this a second thread costs more than it saves
+MIN_ROWS_PER_THREAD = 200_000  # the same for grouping rows by key
 INSERTION_SORT_MAX = 64  # longer units that need sorting are sorted by merge sort
 
 
@@ -48,41 +50,71 @@ class Events:
 
 
 def group_by_key(
-    keys: NDArray[np.int64], first: int, last: int, times: NDArray[np.int64], masks: NDArray[np.int64] | None = None
+    keys: NDArray[np.int64],
+    first: int,
+    last: int,
+    times: NDArray[np.int64],
+    masks: NDArray[np.int64] | None = None,
+    *,
+    threads: int | None = None,
 ) -> tuple[NDArray[np.int64], Events]:
     """Rows keyed by dense unit numbers in [first, last] (the store's visitor numbers) grouped by key, in
     the rows' order within each key: the keys present, in increasing order, and their `Events`
     (`masks` None: `times` is packed with the masks, as `Events` says, and `shift` is to be set by the
-    caller)."""
-    counts = np.zeros(last - first + 1, dtype=np.int64)
+    caller). A counting sort: each of `threads` threads (default: one per CPU) counts and places the
+    rows of its own range of keys, so they write to disjoint parts of the result."""
     keys = np.ascontiguousarray(keys, dtype=np.int64)
-    _count(keys, first, counts)
+    counts = np.zeros(last - first + 1, dtype=np.int64)
+    runs = min(threads or os.cpu_count() or 1, max(1, len(keys) // MIN_ROWS_PER_THREAD))
+    ranges = list(pairwise(np.linspace(first, last + 1, runs + 1).astype(np.int64).tolist()))
+    _in_threads(lambda lo, hi: _count(keys, lo, hi, first, counts), ranges)
     present = np.flatnonzero(counts)
     offsets = np.zeros(len(present) + 1, dtype=np.int64)
     np.cumsum(counts[present], out=offsets[1:])
     starts = np.zeros_like(counts)
     starts[present] = offsets[:-1]
-    grouped = [_place(keys, first, starts.copy(), np.ascontiguousarray(v, dtype=np.int64))
-               for v in ((times,) if masks is None else (times, masks))]
-    return present + first, Events(offsets, grouped[0], grouped[-1])
+
+    def placed(values: NDArray[np.int64]) -> NDArray[np.int64]:
+        source, out, at = np.ascontiguousarray(values, dtype=np.int64), np.empty(len(keys), np.int64), starts.copy()
+        _in_threads(lambda lo, hi: _place(keys, lo, hi, first, at, source, out), ranges)
+        return out
+
+    grouped = placed(times)
+    return present + first, Events(offsets, grouped, grouped if masks is None else placed(masks))
+
+
+def _in_threads(scan: Callable[[int, int], None], parts: list[tuple[int, int]]) -> None:
+    """`scan(a, b)` for each part, side by side in threads (the compiled scans release the interpreter
+    lock); in this thread when there is one part."""
+    if len(parts) == 1:
+        scan(*parts[0])
+    elif parts:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(lambda ab: scan(*ab), parts))
 
 
 @njit(cache=True, nogil=True)
-def _count(keys: NDArray[np.int64], first: int, counts: NDArray[np.int64]) -> None:
+def _count(keys: NDArray[np.int64], lo: int, hi: int, first: int, counts: NDArray[np.int64]) -> None:
     for k in keys:
-        counts[k - first] += 1
+        if lo <= k < hi:
+            counts[k - first] += 1
 
 
 @njit(cache=True, nogil=True)
 def _place(
-    keys: NDArray[np.int64], first: int, starts: NDArray[np.int64], values: NDArray[np.int64]
-) -> NDArray[np.int64]:
-    out = np.empty_like(values)
+    keys: NDArray[np.int64],
+    lo: int,
+    hi: int,
+    first: int,
+    starts: NDArray[np.int64],
+    values: NDArray[np.int64],
+    out: NDArray[np.int64],
+) -> None:
     for i in range(len(keys)):
-        at = keys[i] - first
-        out[starts[at]] = values[i]
-        starts[at] += 1
-    return out
+        k = keys[i]
+        if lo <= k < hi:
+            out[starts[k - first]] = values[i]
+            starts[k - first] += 1
 
 
 def ordered_paths(
@@ -119,12 +151,7 @@ def ordered_paths(
             np.empty(steps, dtype=np.int64),
         )
 
-    pairs = list(pairwise(edges))
-    if len(pairs) == 1:
-        scan(*pairs[0])
-    elif pairs:
-        with ThreadPoolExecutor(len(pairs)) as pool:
-            list(pool.map(lambda ab: scan(*ab), pairs))
+    _in_threads(scan, list(pairwise(edges)))
     return levels, path
 
 

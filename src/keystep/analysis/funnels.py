@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -43,6 +43,9 @@ from keystep.sql.funnels import (
     packs,
 )
 from keystep.stats.proportions import Rate, compute_rate
+
+if TYPE_CHECKING:
+    from keystep.analysis.funnel_paths import Events
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,29 +110,17 @@ def funnel_rows(backend: Backend, funnel: Funnel, query: Query) -> list[dict[str
     if funnel.mode is not FunnelMode.ORDERED:
         return list(backend.execute(build_funnel(funnel, query)))
     # imported here: numba takes a fifth of a second to import, which no other command should pay
-    from keystep.analysis.funnel_paths import Events, group_by_key, ordered_paths
+    from keystep.analysis.funnel_paths import Events, ordered_paths
 
     steps = len(funnel.steps)
     span = next(iter(backend.execute(build_time_span(query))))
     empty = span["first_us"] is None  # no events in the range
     base = None if empty else span["first_us"] if packs(funnel, span["first_us"], span["last_us"]) else None
-    columns: dict[str, Any]
     if funnel.unit is Unit.VISITOR:
-        rows = backend.execute_arrow(build_visitor_steps(funnel, query, base_us=base))
         first, last = (0, -1) if empty else (span["first_visitor"], span["last_visitor"])
-        keys = _numpy(rows.column("visitor_no"))
-        numbers, events = (
-            group_by_key(keys, first, last, _numpy(rows.column("packed"))) if base is not None
-            else group_by_key(keys, first, last, _numpy(rows.column("ts")), _numpy(rows.column("mask")))
-        )
-        columns = {"visitor_no": numbers}
+        columns, events = _events_by_visitor(backend, funnel, query, base, first, last)
     else:
-        sequences = backend.execute_arrow(build_ordered_sequences(funnel, query, base_us=base))
-        lists = sequences.column("packed" if base is not None else "ts").combine_chunks()
-        times = lists.values.to_numpy()
-        masks = times if base is not None else sequences.column("masks").combine_chunks().values.to_numpy()
-        events = Events(lists.offsets.to_numpy(), times, masks)
-        columns = {"segment": sequences.column("segment")}
+        columns, events = _events_by_unit(backend, funnel, query, base)
     if base is not None:
         events = Events(events.offsets, events.times, events.masks, shift=steps)
     levels, path = ordered_paths(events, steps, funnel.window // timedelta(microseconds=1))
@@ -137,6 +128,32 @@ def funnel_rows(backend: Backend, funnel: Funnel, query: Query) -> list[dict[str
     columns.update((f"p{k + 1}", path[k]) for k in range(steps))
     aggregate = build_aggregate(funnel, query, by_visitor=funnel.unit is Unit.VISITOR)
     return list(backend.execute(aggregate, relations={"supplied": pa.table(columns)}))
+
+
+def _events_by_visitor(
+    backend: Backend, funnel: Funnel, query: Query, base: int | None, first: int, last: int
+) -> tuple[dict[str, Any], Events]:
+    """The step events grouped by the store's visitor numbers (in [first, last]), and the numbers."""
+    from keystep.analysis.funnel_paths import group_by_key
+
+    rows = backend.execute_arrow(build_visitor_steps(funnel, query, base_us=base))
+    keys = _numpy(rows.column("visitor_no"))
+    numbers, events = (
+        group_by_key(keys, first, last, _numpy(rows.column("packed"))) if base is not None
+        else group_by_key(keys, first, last, _numpy(rows.column("ts")), _numpy(rows.column("mask")))
+    )
+    return {"visitor_no": numbers}, events
+
+
+def _events_by_unit(backend: Backend, funnel: Funnel, query: Query, base: int | None) -> tuple[dict[str, Any], Events]:
+    """The step events of each session or user, grouped by the database, and the units' segments."""
+    from keystep.analysis.funnel_paths import Events
+
+    sequences = backend.execute_arrow(build_ordered_sequences(funnel, query, base_us=base))
+    lists = sequences.column("packed" if base is not None else "ts").combine_chunks()
+    times = lists.values.to_numpy()
+    masks = times if base is not None else sequences.column("masks").combine_chunks().values.to_numpy()
+    return {"segment": sequences.column("segment")}, Events(lists.offsets.to_numpy(), times, masks)
 
 
 def _numpy(column: pa.ChunkedArray) -> Any:

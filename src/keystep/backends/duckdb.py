@@ -180,9 +180,12 @@ class DuckDBBackend:
     def _visitors(self) -> VisitorDirectory:
         """The visitor directory, rebuilt from the `visitors` table on first use."""
         if self._directory is None:
-            known = self._con.sql("SELECT digest_hi, digest_lo FROM visitors ORDER BY visitor_no").to_arrow_table()
-            rows = np.column_stack([known.column(c).to_numpy() for c in ("digest_hi", "digest_lo")])
-            self._directory = VisitorDirectory(rows.reshape(-1, 2).astype(np.int64))
+            stored = self._con.sql("SELECT visitor_no, digest_hi, digest_lo FROM visitors").to_arrow_table()
+            known = np.empty((stored.num_rows, 2), dtype=np.int64)
+            numbers = stored.column("visitor_no").to_numpy()
+            known[numbers, 0] = stored.column("digest_hi").to_numpy()
+            known[numbers, 1] = stored.column("digest_lo").to_numpy()
+            self._directory = VisitorDirectory(known)
         return self._directory
 
     def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None:

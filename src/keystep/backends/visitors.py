@@ -40,10 +40,9 @@ class VisitorDirectory:
     each digest it has not seen. Not thread-safe: the store's one writer owns it."""
 
     def __init__(self, known: NDArray[np.int64]) -> None:
-        """`known`: `(n, 2)`, the digests of visitors 0..n-1, in number order."""
+        """`known`: `(n, 2)`, the digests of visitors 0..n-1, in number order (kept, not copied)."""
         self._size = len(known)
-        self._digests = np.empty((max(16, self._size), 2), dtype=np.int64)
-        self._digests[: self._size] = known
+        self._digests = np.ascontiguousarray(known, dtype=np.int64)
         self._slots = _empty_slots(self._size)
         _fill(self._slots, self._digests, self._size)
 
