@@ -3,6 +3,7 @@
     .venv/bin/python bench/ingest.py                   # 20 s of saturation, then 10 s at 1,000 events/s
     .venv/bin/python bench/ingest.py --seconds 60 --batch 100 --concurrency 8
     .venv/bin/python bench/ingest.py --workers 0       # the single-process server (default: 2 workers)
+    .venv/bin/python bench/ingest.py --handle          # the pipeline alone: `ingest.handle` in this process
 
 A `keystep serve` process (durability on: every acknowledged request is fsynced in the spool; by default
 with `--workers 2`, the mode that can use both cores of a 2-core machine) is driven from a second process
@@ -19,6 +20,12 @@ benchmark did (about 35 µs per event, a third of the machine at 10,000 events/s
 - the ceiling: the same events inserted straight into a fresh DuckDB store through the backend in large
   batches (no HTTP, no parsing, no fsync per request), in this process — and the ratio of the two;
 - after the server stops: the events stored, which must equal the events acknowledged.
+
+`--handle` runs no server: the same request bodies (half native, half Segment) through
+`keystep.collector.ingest.handle` in this process, several rounds, and prints its CPU per event (best
+and median), split into the wire formats' parsing, the pipeline, the Arrow record and the frames (the
+task and the answer each unpickled and pickled once: a worker reads one and writes the other, the server
+the reverse). Each part's results are dropped as they come, as in a worker.
 """
 
 from __future__ import annotations
@@ -291,6 +298,73 @@ def ceiling(events: int, batch: int, folder: Path) -> float:
         return events / (time.perf_counter() - started)
 
 
+def handle_main(rounds: int, requests: int, batch: int) -> None:
+    """CPU per event of `ingest.handle` in this process, on the benchmark's request bodies."""
+    import gc
+    import pickle
+    import statistics
+
+    from keystep.collector.ingest import Received, default_steps, handle, warm_up
+    from keystep.collector.pipeline import Context, run_pipeline
+    from keystep.collector.record import event_table
+    from keystep.collector.wire import Request
+    from keystep.collector.wire.registry import routes_by_path
+
+    steps, routes = default_steps(), routes_by_path()
+    warm_up(steps)
+    key = "ks_w_bench"
+    basic = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    bodies = _Bodies(batch)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    tasks = [Received("/api/collect" if n % 2 == 0 else "/v1/batch", "POST",
+                      {"authorization": f"Bearer {key}" if n % 2 == 0 else basic, "content-type": "application/json"},
+                      "", bodies.native(f"h{n}") if n % 2 == 0 else bodies.segment_batch(f"h{n}"), now, "127.0.0.1",
+                      b"s" * 32) for n in range(requests)]
+    events = requests * batch
+
+    def cpu(work: Any) -> list[float]:  # µs of CPU per event, each round
+        out = []
+        for _ in range(rounds):
+            started = time.process_time()
+            work()
+            out.append((time.process_time() - started) / events * 1e6)
+        return out
+
+    def whole() -> None:
+        for task in tasks:
+            handle(task, routes[task.path], lambda _: "bench", steps)
+
+    context = Context(project="bench", received_at=now, route="bench", ip="127.0.0.1", salt=b"s" * 32)
+    requests_ = [Request(t.method, t.path, t.body, t.headers, {}) for t in tasks]
+    parsed = [routes[r.path].parse(r) for r in requests_]
+    outcomes = [run_pipeline(p.events, context, steps) for p in parsed]
+    answers = [handle(t, routes[t.path], lambda _: "bench", steps) for t in tasks]
+    frames = [pickle.dumps((n, t, None), protocol=pickle.HIGHEST_PROTOCOL) for n, t in enumerate(tasks)]
+    frames += [pickle.dumps((n, a, "", None), protocol=pickle.HIGHEST_PROTOCOL) for n, a in enumerate(answers)]
+    gc.collect()
+    gc.freeze()  # the inputs stay out of the collector's passes, as a worker's startup objects do
+
+    def run_each(function: Any, inputs: list[Any]) -> Any:
+        def work() -> None:
+            for x in inputs:
+                function(x)  # the result is dropped: as in a worker, nothing of a request outlives it
+        return work
+
+    parts = {
+        "handle": cpu(whole),
+        "wire format": cpu(run_each(lambda r: routes[r.path].parse(r), requests_)),
+        "pipeline": cpu(run_each(lambda p: run_pipeline(p.events, context, steps), parsed)),
+        "Arrow record": cpu(run_each(lambda o: event_table(o.accepted), outcomes)),
+        "frames": cpu(run_each(lambda f: pickle.dumps(pickle.loads(f), protocol=pickle.HIGHEST_PROTOCOL), frames)),
+    }
+    print(f"ingest.handle in one process ({requests} requests of {batch} events, native and Segment; "
+          f"{rounds} rounds), CPU µs per event, best / median:")
+    for part, values in parts.items():
+        print(f"  {part:13s} {min(values):5.2f} / {statistics.median(values):5.2f}")
+    if hasattr(os, "getloadavg"):
+        print(f"load average (1 min): {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
@@ -300,6 +374,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="`keystep serve --workers N` (0: one process)")
     parser.add_argument("--httpx", action="store_true",
                         help="drive the server with httpx (as before; it takes ~10x the CPU of the default client)")
+    parser.add_argument("--handle", action="store_true",
+                        help="no server: CPU per event of `ingest.handle` in this process, on the same bodies")
+    parser.add_argument("--rounds", type=int, default=7, help="with --handle: rounds over the requests")
+    parser.add_argument("--requests", type=int, default=400, help="with --handle: requests per round")
     parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -307,6 +385,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.client:
         client_main(args)
+        return
+    if args.handle:
+        handle_main(args.rounds, args.requests, args.batch)
         return
 
     sys.path.insert(0, str(HERE.parent / "tests"))

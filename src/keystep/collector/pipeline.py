@@ -84,8 +84,8 @@ def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[S
     outcome = Outcome()
     for index, original in enumerate(events):
         event: Incoming = dict(original)
-        result: Incoming | Drop = event
         notes: list[str] = []
+        drop: Drop | None = None
         for step in steps:
             try:
                 result = step(event, context, notes)
@@ -93,18 +93,18 @@ def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[S
                 log.exception("step %s failed on batch index %d", step.__name__, index)
                 result = Drop("unreadable_event", f"could not read the event ({type(exc).__name__}: {exc})")
             if isinstance(result, Drop):
+                drop = result
                 break
             event = result
         if notes:
             outcome.warnings.extend((index, note) for note in notes)
-        if isinstance(result, Drop):
-            if result.rejected:
-                outcome.rejected.append(Rejection(index, result, raw_json(original)))
-            else:
-                outcome.dropped[result.reason] += 1
-        else:
-            outcome.accepted.append(result)
+        if drop is None:
+            outcome.accepted.append(event)
             outcome.accepted_index.append(index)
+        elif drop.rejected:
+            outcome.rejected.append(Rejection(index, drop, raw_json(original)))
+        else:
+            outcome.dropped[drop.reason] += 1
     return outcome
 
 
@@ -210,9 +210,10 @@ def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incomi
                 unfit = (_TEXT_POSITION[name], Drop(f"invalid_{name}", f"{name}: {exc}", name))
     if unfit is not None:
         return unfit[1]
-    if event.get("properties") is not None:
+    properties = event.get("properties")
+    if properties is not None and type(properties) is not dict:  # (a dict is what properties_object keeps)
         try:
-            event["properties"] = properties_object(event["properties"])
+            event["properties"] = properties_object(properties)
         except FieldError as exc:
             return Drop("invalid_properties", f"properties: {exc}", "properties")
     return event

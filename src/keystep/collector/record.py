@@ -36,6 +36,18 @@ _COLUMNS = tuple((f.name, f.type) for f in SCHEMA)
 _ROW = pa.struct(list(SCHEMA))
 
 
+def _empty_stream() -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA):
+        pass
+    return bytes(sink.getvalue().to_pybytes())
+
+
+# An Arrow IPC stream is its schema message, its record batches' messages and an end-of-stream marker
+# (8 bytes): what `pa.ipc.new_stream` writes, byte for byte, without its writer per record.
+_STREAM_START, _STREAM_END = _empty_stream()[:-8], _empty_stream()[-8:]
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     events: pa.Table | None  # None: no events
@@ -64,13 +76,10 @@ def encode_record(events: pa.Table | Sequence[Mapping[str, Any]], rejected: Sequ
 
     table = events if isinstance(events, pa.Table) else event_table(events)
     side = orjson.dumps({"rejected": [plain(r) for r in rejected], "identities": [plain(i) for i in identities]})
-    ipc = b""
-    if table.num_rows:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, SCHEMA) as stream:
-            stream.write_table(table)
-        ipc = sink.getvalue().to_pybytes()
-    return MAGIC + _SIDE.pack(len(side)) + side + ipc
+    parts: list[Any] = [MAGIC, _SIDE.pack(len(side)), side]
+    if table.num_rows:  # the IPC stream: its schema (the same for every record), the batches, the end
+        parts += (_STREAM_START, *(batch.serialize() for batch in table.to_batches()), _STREAM_END)
+    return b"".join(parts)
 
 
 def decode_record(payload: bytes) -> Record:

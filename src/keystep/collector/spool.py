@@ -116,13 +116,13 @@ class Spool:
 
     def _write(self, batch: list[tuple[bytes, Future[Position]]]) -> list[Position]:
         ends: list[Position] = []
-        chunks: list[bytes] = []
+        chunks: list[bytes] = []  # each record's header, then its payload: joined once, when written
         for payload, _ in batch:
             if self._size and self._size + len(payload) > self.segment_bytes:
                 self._flush_chunks(chunks)
                 chunks = []
                 self._rotate()
-            chunks.append(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+            chunks += (_HEADER.pack(len(payload), zlib.crc32(payload)), payload)
             self._size += _HEADER.size + len(payload)
             ends.append(Position(self._segment, self._size))
         self._flush_chunks(chunks)

@@ -221,6 +221,8 @@ def _referral_medium(host: str) -> str:
 
 
 def _lower(value: object) -> str:
+    if value is None:
+        return ""
     if isinstance(value, str):
         return value.strip().lower()
     if isinstance(value, int | float) and not isinstance(value, bool):

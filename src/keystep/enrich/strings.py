@@ -54,6 +54,7 @@ COLUMN_LIMITS: Mapping[str, int] = {
     "referrer": URL_LIMIT,
 }
 
+_SHORTEST_LIMIT = min(TEXT_LIMIT, *COLUMN_LIMITS.values())  # a text this short is within any limit
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALARS = (int, float, bool)
 
@@ -73,7 +74,8 @@ def clean_strings(event: Incoming, context: Context, notes: list[str]) -> Incomi
     found: list[str] = []
     for name, value in event.items():
         if isinstance(value, str):
-            if value.isascii() and len(value) <= COLUMN_LIMITS.get(name, TEXT_LIMIT) and "\x00" not in value:
+            if ((len(value) <= _SHORTEST_LIMIT or len(value) <= COLUMN_LIMITS.get(name, TEXT_LIMIT))
+                    and value.isascii() and "\x00" not in value):
                 continue  # the usual text: nothing to clean or cut
             if name != "properties":  # (a JSON text of properties: below)
                 event[name] = _fit(clean_text(value), COLUMN_LIMITS.get(name, TEXT_LIMIT), name, found)

@@ -47,10 +47,12 @@ _TABLET_TOKEN = re.compile(r"Tablet(?! PC)")  # old Windows desktops announce "T
 
 def user_agent_of(event: Incoming, context: Context) -> str | None:
     """The event's user agent, else the request's; None when neither is a non-blank text."""
-    for value in (event.get("user_agent"), context.user_agent):
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:TEXT_LIMIT]
-    return None
+    value = event.get("user_agent")
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        value = context.user_agent
+        text = value.strip() if isinstance(value, str) else ""
+    return text[:TEXT_LIMIT] if text else None
 
 
 @lru_cache(maxsize=4096)

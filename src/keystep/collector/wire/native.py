@@ -18,12 +18,14 @@ from keystep.collector.pipeline import Incoming
 from keystep.collector.wire import Parsed, Request, Route, WireError, bearer, reject
 from keystep.events.schema import EVENT_COLUMN_NAMES
 
-_FIELDS = set(EVENT_COLUMN_NAMES) - {"project", "received_at"}
+_FIELDS = frozenset(EVENT_COLUMN_NAMES) - {"project", "received_at"}
 
 
 def _event(item: Any) -> Incoming:
     if not isinstance(item, dict):
         return reject(item, "expected an event object")
+    if item.keys() <= _FIELDS:  # the usual event: only canonical columns, nothing to take apart
+        return item
     event: Incoming = {k: v for k, v in item.items() if k in _FIELDS}
     if "ts" not in event and "timestamp" in item:
         event["ts"] = item["timestamp"]

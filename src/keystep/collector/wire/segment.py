@@ -99,6 +99,7 @@ _UTM = (("source", "utm_source"), ("medium", "utm_medium"), ("name", "utm_campai
         ("content", "utm_content"))
 _EVENT_TYPES = {"track": None, "page": "page_view", "screen": "screen_view"}
 _NOT_EVENTS = ("identify", "alias", "group")
+_KINDS = frozenset((*_EVENT_TYPES, *_NOT_EVENTS))
 
 
 def ga4_name(name: Any) -> str | None:
@@ -159,9 +160,10 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
     if not isinstance(item, dict):
         return reject(item, "expected a message object"), []
     kind = kind or item.get("type")
-    if not isinstance(kind, str) or not kind.strip():
-        return reject(item, "a message needs a `type` (track, page, screen, identify, alias or group)"), []
-    kind = kind.strip().lower()
+    if type(kind) is not str or kind not in _KINDS:  # (the usual types, as sent: nothing to clean)
+        if not isinstance(kind, str) or not kind.strip():
+            return reject(item, "a message needs a `type` (track, page, screen, identify, alias or group)"), []
+        kind = kind.strip().lower()
     ts = item.get("timestamp")
     if ts is None:
         ts = item.get("originalTimestamp")
@@ -206,10 +208,11 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
             value = properties.get(column)
         if value is not None:
             event[column] = value
-    campaign = _dict(context.get("campaign"))
-    for key, column in _UTM:
-        if campaign.get(key) is not None:
-            event[column] = campaign[key]
+    campaign = context.get("campaign")
+    if campaign and isinstance(campaign, dict):
+        for key, column in _UTM:
+            if campaign.get(key) is not None:
+                event[column] = campaign[key]
     for key, column in (("userAgent", "user_agent"), ("ip", "ip"), ("sessionId", "session_id")):
         if context.get(key) is not None:
             event[column] = context[key]
