@@ -158,8 +158,12 @@ def render(reply: Reply) -> Answer:
         return Answer(reply.status, reply.body, reply.media_type)
     if reply.body is None:
         return Answer(reply.status, b"", None)
-    text = json.dumps(reply.body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
-    return Answer(reply.status, text.encode("utf-8"), "application/json")
+    return Answer(reply.status, _REPLY.encode(reply.body).encode("utf-8"), "application/json")
+
+
+# `json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))`, Starlette's
+# JSONResponse, with one encoder made once (json.dumps makes one per call for these options)
+_REPLY = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 def failure(route: Route | None, status: int, message: str) -> Answer:

@@ -82,6 +82,7 @@ def raw_json(event: Mapping[str, Any]) -> str:
 
 def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[Step]) -> Outcome:
     outcome = Outcome()
+    accepted, accepted_index = outcome.accepted, outcome.accepted_index
     for index, original in enumerate(events):
         event: Incoming = dict(original)
         notes: list[str] = []
@@ -92,15 +93,16 @@ def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[S
             except Exception as exc:  # a value no step foresaw: reject this event, never the request
                 log.exception("step %s failed on batch index %d", step.__name__, index)
                 result = Drop("unreadable_event", f"could not read the event ({type(exc).__name__}: {exc})")
-            if isinstance(result, Drop):
-                drop = result
-                break
-            event = result
+            if result is not event:  # (the event itself, as most steps return it, is no Drop)
+                if isinstance(result, Drop):
+                    drop = result
+                    break
+                event = result
         if notes:
             outcome.warnings.extend((index, note) for note in notes)
         if drop is None:
-            outcome.accepted.append(event)
-            outcome.accepted_index.append(index)
+            accepted.append(event)
+            accepted_index.append(index)
         elif drop.rejected:
             outcome.rejected.append(Rejection(index, drop, raw_json(original)))
         else:
@@ -114,28 +116,38 @@ REQUIRED_TEXT = ("event",)
 
 
 def require_event(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
-    name = event.get("event")
-    if not isinstance(name, str) or not name.strip():
+    given = event.get("event")
+    if not isinstance(given, str) or not (name := given.strip()):
         return Drop("missing_event", "every event needs a name (`event`)", "event")
-    event["event"] = name.strip()
+    if name is not given:  # (strip gives the text itself when there is nothing to strip)
+        event["event"] = name
     return event
 
 
 def require_visitor(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     """A visitor id: the client's, else the user id; the cookieless step (when present) runs before."""
-    for key in ("visitor_id", "user_id"):
-        value = event.get(key)
-        if not isinstance(value, str):
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            value = format(value, "g") if isinstance(value, float) else str(value)
-        value = value.strip()
-        if value:
-            event["visitor_id"] = value
-            if key == "visitor_id" and isinstance(event.get("user_id"), int):
-                event["user_id"] = str(event["user_id"])
-            return event
+    given = event.get("visitor_id")
+    visitor = given.strip() if type(given) is str else _id_text(given)  # (`_id_text` of a text, inline)
+    if visitor:
+        if visitor is not given:
+            event["visitor_id"] = visitor
+        if isinstance(event.get("user_id"), int):
+            event["user_id"] = str(event["user_id"])
+        return event
+    user = _id_text(event.get("user_id"))
+    if user:
+        event["visitor_id"] = user
+        return event
     return Drop("missing_visitor_id", "an event needs a visitor id (or a user id)", "visitor_id")
+
+
+def _id_text(value: object) -> str:
+    """An id as text, stripped (numbers too: `format(x, "g")` for a float); "" for anything else."""
+    if isinstance(value, str):
+        return value.strip()
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return ""
+    return (format(value, "g") if isinstance(value, float) else str(value)).strip()
 
 
 def assign_event_id(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
@@ -143,8 +155,9 @@ def assign_event_id(event: Incoming, context: Context, notes: list[str]) -> Inco
     events carry a timestamp stores them once (without one, `ts` is the receive time, so a resend counts
     again: the SDKs send message ids)."""
     given = event.get("event_id")
-    if given is not None and str(given).strip():
-        event["event_id"] = str(given).strip()[:128]
+    if given is not None and (text := (given if type(given) is str else str(given)).strip()):
+        if text is not given or len(text) > 128:  # (else the id stays as it is)
+            event["event_id"] = text[:128]
         return event
     content = json.dumps({k: event.get(k) for k in ("event", "ts", "visitor_id", "user_id", "url", "properties")},
                          default=str, sort_keys=True)
@@ -159,7 +172,7 @@ def finalize(event: Incoming, context: Context, notes: list[str]) -> Incoming | 
     record takes exactly the canonical columns (`keystep.collector.record.event_table`), so none of it is
     ever stored."""
     properties = event.get("properties")
-    if type(properties) is not dict and not isinstance(properties, Mapping):
+    if properties is None or (type(properties) is not dict and not isinstance(properties, Mapping)):
         properties = {}
     original = event.get("original_event")
     if original and original != event["event"] and "original_event" not in properties:
@@ -174,8 +187,9 @@ def finalize(event: Incoming, context: Context, notes: list[str]) -> Incoming | 
 
 def _properties_json(properties: Mapping[str, Any]) -> str:
     """`json.dumps(properties, ensure_ascii=False, default=str)`, without making an encoder per call. The
-    check for circular references is left out: properties come from parsed JSON (and `clean_strings`
-    copies them), which holds none."""
+    check for circular references is left out: properties come from parsed JSON, which holds none (and
+    `clean_strings` keeps an object as it is only when nothing in it is nested deeper than its limit, so
+    never a circular one)."""
     if _ENCODE is None:  # no C accelerator: the standard path
         return json.dumps(properties, ensure_ascii=False, default=str)
     return "".join(_ENCODE(properties, 0))
@@ -201,10 +215,11 @@ def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incomi
         if value is None or name not in _TEXT_POSITION:
             continue
         if type(value) is str and name in _PLAIN_TEXT:  # what normalize_value does with a plain text
-            event[name] = value.strip() or None
+            if (text := value.strip()) is not value or not text:  # (else the value stays as it is)
+                event[name] = text or None
             continue
         try:
-            event[name] = normalize_value(name, value, TsFormat.AUTO)
+            event[name] = normalize_value(name, value, _AUTO)
         except FieldError as exc:
             if unfit is None or _TEXT_POSITION[name] < unfit[0]:
                 unfit = (_TEXT_POSITION[name], Drop(f"invalid_{name}", f"{name}: {exc}", name))
@@ -220,4 +235,5 @@ def check_columns(event: Incoming, context: Context, notes: list[str]) -> Incomi
 
 
 _TEXT_POSITION = {name: i for i, name in enumerate(TEXT_COLUMNS)}
+_AUTO = TsFormat.AUTO  # (an Enum member read once: reading it from the class each time costs more than the check)
 _PLAIN_TEXT = frozenset(TEXT_COLUMNS) - {"revenue", "currency"}

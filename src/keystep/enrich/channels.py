@@ -190,10 +190,17 @@ def traffic_of(event: Incoming) -> Traffic:
 
 
 def _traffic(event: Incoming) -> tuple[str, str, str]:
-    source, medium, campaign = _lower(event.get("utm_source")), _lower(event.get("utm_medium")), _lower(
-        event.get("utm_campaign"))
-    if source or medium:
-        return source or "(not set)", medium or "(not set)", campaign
+    source, medium, campaign = event.get("utm_source"), event.get("utm_medium"), event.get("utm_campaign")
+    if source is None and medium is None:  # (untagged: `_tagged` gives the campaign)
+        campaign = "" if campaign is None else _lower(campaign)
+    else:
+        try:
+            tagged = _tagged(source, medium, campaign)
+        except TypeError:  # a value that cannot be a cache key (a list, an object): the same rule, uncached
+            tagged = _tagged.__wrapped__(source, medium, campaign)
+        if isinstance(tagged, tuple):
+            return tagged
+        campaign = tagged
     properties = event.get("properties")
     click = _lower(properties.get("click_id_type")) if isinstance(properties, dict) else ""
     if click in PAID_CLICK_IDS:
@@ -208,8 +215,18 @@ def _traffic(event: Incoming) -> tuple[str, str, str]:
     return "(direct)", "(none)", campaign
 
 
+@lru_cache(maxsize=4096, typed=True)  # tags repeat from event to event (typed: 1 and True are other tags)
+def _tagged(source: object, medium: object, campaign: object) -> tuple[str, str, str] | str:
+    """Rule 1: the traffic (source, medium, campaign) when a source or a medium is tagged; else the
+    campaign alone. (Compared lower-cased and stripped.)"""
+    source, medium, campaign = _lower(source), _lower(medium), _lower(campaign)
+    if source or medium:
+        return source or "(not set)", medium or "(not set)", campaign
+    return campaign
+
+
 def assign_channel(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
-    if _lower(event.get("channel")):
+    if (given := event.get("channel")) is not None and _lower(given):
         return event
     event["channel"] = _channel(*_traffic(event))
     return event
@@ -221,10 +238,10 @@ def _referral_medium(host: str) -> str:
 
 
 def _lower(value: object) -> str:
-    if value is None:
-        return ""
     if isinstance(value, str):
         return value.strip().lower()
+    if value is None:
+        return ""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return ""

@@ -49,8 +49,9 @@ def cookieless_id(salt: bytes, project: str, ip: str, user_agent: str) -> str:
 
 
 def assign_cookieless_id(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
-    if not (_blank(event.get("visitor_id")) and _blank(event.get("user_id"))):
-        return event
+    visitor = event.get("visitor_id")
+    if (type(visitor) is str and visitor.strip()) or not (_blank(visitor) and _blank(event.get("user_id"))):
+        return event  # (a visitor id as text first: the usual event)
     ip = event.get("ip") if not _blank(event.get("ip")) else context.ip
     if not isinstance(ip, str) or not ip.strip():
         return event

@@ -27,13 +27,17 @@ property value; other non-text values are left for the column checks (`check_col
 Limits count characters (code points), not bytes. At most ``MAX_NOTES`` (20) notes are written per
 event, then one note saying how many more there were. Fixing characters is silent; only truncation and
 dropping are noted.
+
+The incoming values are never changed: an object or list in which something needs cleaning is replaced
+in the event by a cleaned copy (a dict, a list: tuples and other mappings become these), and a dict or
+list in which nothing does is kept as it is, the same object (the usual properties are not copied).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
@@ -79,17 +83,23 @@ def clean_strings(event: Incoming, context: Context, notes: list[str]) -> Incomi
                 continue  # the usual text: nothing to clean or cut
             if name != "properties":  # (a JSON text of properties: below)
                 event[name] = _fit(clean_text(value), COLUMN_LIMITS.get(name, TEXT_LIMIT), name, found)
-        elif value is None or type(value) in _SCALARS or name == "properties":
+        elif value is None or name == "properties" or type(value) in _SCALARS:
             continue
         elif isinstance(value, Mapping | list | tuple):  # no column takes one; cleaned for the rejection
             event[name] = _clean_value(value, name, 1, found)
     properties = event.get("properties")
-    if isinstance(properties, str):
+    if properties is None:
+        pass
+    elif type(properties) is dict:  # the usual properties: kept as they are when nothing needs cleaning
+        if (cleaned := _clean_object(properties, "properties", 1, found)) is not properties:
+            event["properties"] = cleaned
+    elif isinstance(properties, str):
         parsed = _json_object(clean_text(properties))
         if parsed is None:  # not an object: left to check_columns, characters fixed
             event["properties"] = clean_text(properties)
-        properties = parsed
-    if type(properties) is dict or isinstance(properties, Mapping):
+        else:
+            event["properties"] = _clean_object(parsed, "properties", 1, found)
+    elif isinstance(properties, Mapping):
         event["properties"] = _clean_object(properties, "properties", 1, found)
     elif isinstance(properties, list | tuple):
         event["properties"] = _clean_value(properties, "properties", 1, found)
@@ -116,32 +126,57 @@ def _fit(text: str, limit: int, where: str, found: list[str]) -> str:
 
 
 def _clean_object(value: Mapping[Any, Any], where: str, depth: int, found: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """`value` with its keys and values cleaned, as a dict: `value` itself when it is a dict in which
+    nothing needs cleaning at any depth (a value as it is stays the same object), else a new dict."""
+    out: dict[str, Any] | None = None  # None: every key and value so far as it is, in `value` itself
+    items: Iterable[tuple[Any, Any]] = value.items()
     if len(value) > MAX_PROPERTIES:
         found.append(f"{where}: {len(value) - MAX_PROPERTIES} keys beyond the first {MAX_PROPERTIES} dropped")
-    for raw_key, item in islice(value.items(), MAX_PROPERTIES):
+        items, out = islice(items, MAX_PROPERTIES), {}
+    elif type(value) is not dict:
+        out = {}
+    for raw_key, item in items:
         if type(raw_key) is str and len(raw_key) <= PROPERTY_KEY_LIMIT and raw_key.isascii() and "\x00" not in raw_key:
             key = raw_key  # the usual key: nothing to clean or cut
         else:
             key = clean_text(raw_key if isinstance(raw_key, str) else str(raw_key))
             key = _fit(key, PROPERTY_KEY_LIMIT, f"{where} key {_label(key)}", found)
-        if key in out:
+            if out is None:
+                out = _before(value, raw_key)
+        if out is not None and key in out:  # (while `out` is None, every key is one of a dict's own: unique)
             found.append(f"{where}.{_label(key)}: a second key with this name once cleaned; dropped")
             continue
         kind = type(item)
         if kind is str:
             if len(item) <= TEXT_LIMIT and item.isascii() and "\x00" not in item:
-                out[key] = item  # the usual value: nothing to clean or cut (the path is never built)
+                cleaned: Any = item  # the usual value: nothing to clean or cut (the path is never built)
             else:
-                out[key] = _fit(clean_text(item), TEXT_LIMIT, f"{where}.{_label(key)}", found)
+                cleaned = _fit(clean_text(item), TEXT_LIMIT, f"{where}.{_label(key)}", found)
         elif item is None or kind is int or kind is float or kind is bool:
-            out[key] = item
+            cleaned = item
         else:
-            out[key] = _clean_value(item, f"{where}.{_label(key)}", depth, found)
+            cleaned = _clean_value(item, f"{where}.{_label(key)}", depth, found)
+        if out is None:
+            if cleaned is item:
+                continue
+            out = _before(value, raw_key)
+        out[key] = cleaned
+    return value if out is None else out  # type: ignore[return-value]  # (a dict: `out` is None only for one)
+
+
+def _before(value: Mapping[Any, Any], stop: object) -> dict[str, Any]:
+    """The entries of `value` before the key `stop`, as they are."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key is stop:
+            break
+        out[key] = item
     return out
 
 
 def _clean_value(value: Any, where: str, depth: int, found: list[str]) -> Any:
+    """`value` cleaned: itself when nothing in it needs cleaning (a dict or a list), else a new value (a
+    tuple becomes a list, any other mapping a dict)."""
     if isinstance(value, str):
         return _fit(clean_text(value), TEXT_LIMIT, where, found)
     if isinstance(value, Mapping | list | tuple):
@@ -150,7 +185,15 @@ def _clean_value(value: Any, where: str, depth: int, found: list[str]) -> Any:
             return None
         if isinstance(value, Mapping):
             return _clean_object(value, where, depth + 1, found)
-        return [_clean_value(item, f"{where}[{i}]", depth + 1, found) for i, item in enumerate(value)]
+        out: list[Any] | None = None if type(value) is list else []  # None: every item so far as it is
+        for i, item in enumerate(value):
+            cleaned = _clean_value(item, f"{where}[{i}]", depth + 1, found)
+            if out is None:
+                if cleaned is item:
+                    continue
+                out = list(value[:i])
+            out.append(cleaned)
+        return value if out is None else out
     return value
 
 

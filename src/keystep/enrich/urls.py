@@ -54,10 +54,10 @@ def read_url(event: Incoming, context: Context, notes: list[str]) -> Incoming | 
     url = event.get("url")
     if isinstance(url, str):
         path, utm, click = _url_facts(url.strip())
-        if path is not None and _blank(event.get("path")):
+        if path is not None and ((given := event.get("path")) is None or _blank(given)):
             event["path"] = path
         for name, value in utm:
-            if _blank(event.get(name)):
+            if (given := event.get(name)) is None or _blank(given):
                 event[name] = value
         if click is not None:
             _add_click_id(event, *click)
@@ -133,8 +133,11 @@ def _add_click_id(event: Incoming, kind: str, value: str) -> None:
         return
     if "click_id_type" in properties or "click_id" in properties:
         return
-    properties["click_id_type"] = kind
-    properties["click_id"] = value[:TEXT_LIMIT]
+    if type(properties) is dict:  # a new dict: it may be the incoming event's own (`clean_strings` keeps it)
+        event["properties"] = {**properties, "click_id_type": kind, "click_id": value[:TEXT_LIMIT]}
+    else:  # (a dict of another type: written into)
+        properties["click_id_type"] = kind
+        properties["click_id"] = value[:TEXT_LIMIT]
 
 
 def _blank(value: object) -> bool:

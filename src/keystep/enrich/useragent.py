@@ -85,10 +85,16 @@ def parse_user_agent(event: Incoming, context: Context, notes: list[str]) -> Inc
     user_agent = user_agent_of(event, context)
     if user_agent is None:
         return event
-    for name, value in zip(COLUMNS, describe(user_agent), strict=True):
-        if value is not None and _blank(event.get(name)):
+    for name, value in _recognised(user_agent):
+        if (given := event.get(name)) is None or _blank(given):
             event[name] = value
     return event
+
+
+@lru_cache(maxsize=4096)
+def _recognised(user_agent: str) -> tuple[tuple[str, str], ...]:
+    """The columns of `describe(user_agent)` that hold a value, with it: what `parse_user_agent` may set."""
+    return tuple((name, value) for name, value in zip(COLUMNS, describe(user_agent), strict=True) if value is not None)
 
 
 def _known(family: str | None) -> str | None:

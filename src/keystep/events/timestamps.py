@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import Enum
 
@@ -25,6 +25,7 @@ MIN_TS = datetime(2000, 1, 1)
 MAX_TS = datetime(2100, 1, 1)
 MILLISECONDS_FROM = 100_000_000_000  # 1e11: in seconds that is the year 5138, in milliseconds 1973
 _EPOCH = datetime(1970, 1, 1)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TOO_LARGE = Decimal(10) ** 16  # beyond any date a timedelta can hold, in either unit
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
@@ -38,6 +39,11 @@ class TsFormat(Enum):
     MILLISECONDS = "ms"
 
 
+# The members as plain names: reading an attribute of an Enum class costs more than the rest of a parse.
+_AUTO, _ISO, _SECONDS, _MILLISECONDS = TsFormat.AUTO, TsFormat.ISO, TsFormat.SECONDS, TsFormat.MILLISECONDS
+_fromisoformat = datetime.fromisoformat
+
+
 class TimestampError(ValueError):
     """A value that is not a usable timestamp; `str(error)` is the reason, fit to show a user."""
 
@@ -48,11 +54,24 @@ def parse_timestamp(value: object, fmt: TsFormat = TsFormat.AUTO) -> datetime:
         text = value.strip()
         if not text:
             raise TimestampError("empty")
-        if fmt is not TsFormat.ISO and ":" not in text and _NUMBER.fullmatch(text):  # no number has a ":"
+        if fmt is not _ISO and ":" not in text and _NUMBER.fullmatch(text):  # no number has a ":"
             return _from_number(Decimal(text), value, fmt)
-        if fmt in (TsFormat.SECONDS, TsFormat.MILLISECONDS):
+        if fmt is _SECONDS or fmt is _MILLISECONDS:
             raise TimestampError(f"{_show(value)} is not a number of epoch {_unit(fmt)}")
-        return _from_iso(text, value)
+        try:
+            parsed = _fromisoformat(text)
+        except ValueError:
+            if _NUMBER.fullmatch(text):  # only reached with TsFormat.ISO
+                raise TimestampError(f"{_show(value)} is a number, not an ISO 8601 timestamp") from None
+            raise TimestampError(f"{_show(value)} is not an ISO 8601 timestamp or an epoch number") from None
+        zone = parsed.tzinfo
+        if zone is UTC:  # `Z`, `+00:00`: the same fields, naive (a plain datetime of fold 0, as fromisoformat gives)
+            parsed = _EPOCH + (parsed - _UTC_EPOCH)
+        elif zone is not None:
+            parsed = _to_naive_utc(parsed)
+        if MIN_TS <= parsed < MAX_TS:
+            return parsed
+        raise TimestampError(f"{_show(value)} is outside {MIN_TS.date()}..{MAX_TS.date()}")
     if value is None:
         raise TimestampError("empty")
     if isinstance(value, datetime):
@@ -79,26 +98,16 @@ def parse_timestamps(
     return out
 
 
-def _from_iso(text: str, original: object) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        if _NUMBER.fullmatch(text):  # only reached with TsFormat.ISO
-            raise TimestampError(f"{_show(original)} is a number, not an ISO 8601 timestamp") from None
-        raise TimestampError(f"{_show(original)} is not an ISO 8601 timestamp or an epoch number") from None
-    return _in_range(_to_naive_utc(parsed), original)
-
-
 def _from_number(number: Decimal, original: object, fmt: TsFormat) -> datetime:
     if not number.is_finite():
         raise TimestampError(f"{_show(original)} is not a finite number")
-    if fmt is TsFormat.ISO:
+    if fmt is _ISO:
         raise TimestampError(f"{_show(original)} is a number, not an ISO 8601 timestamp")
-    if fmt is TsFormat.AUTO:
-        fmt = TsFormat.MILLISECONDS if abs(number) >= MILLISECONDS_FROM else TsFormat.SECONDS
+    if fmt is _AUTO:
+        fmt = _MILLISECONDS if abs(number) >= MILLISECONDS_FROM else _SECONDS
     if abs(number) >= _TOO_LARGE:
         raise TimestampError(f"{_show(original)} read as epoch {_unit(fmt)} is out of range")
-    scale = 1_000_000 if fmt is TsFormat.SECONDS else 1_000
+    scale = 1_000_000 if fmt is _SECONDS else 1_000
     micros = int((number * scale).to_integral_value(ROUND_HALF_EVEN))
     try:
         result = _EPOCH + timedelta(microseconds=micros)
@@ -140,7 +149,7 @@ def _decimal(number: int | float) -> Decimal:
 
 
 def _unit(fmt: TsFormat) -> str:
-    return "milliseconds" if fmt is TsFormat.MILLISECONDS else "seconds"
+    return "milliseconds" if fmt is _MILLISECONDS else "seconds"
 
 
 def _show(value: object) -> str:

@@ -54,7 +54,8 @@ def parse(request: Request) -> Parsed:
         key = key or body.get("key")
     else:
         raise WireError("expected an event object, a list of events or {\"batch\": [...]}")
-    events = [_event(item) for item in items]
+    # (`_event`: an event of canonical columns only is taken as it is, here without a call for it)
+    events = [item if type(item) is dict and item.keys() <= _FIELDS else _event(item) for item in items]
     identities = [
         {"visitor_id": str(e["visitor_id"]), "user_id": str(e["user_id"]), "ts": e.get("ts"), "source": "event"}
         for e in events if e.get("visitor_id") and e.get("user_id")

@@ -115,19 +115,21 @@ def _ga4_name(name: str) -> str | None:
 def commerce(event: Incoming, properties: Mapping[str, Any], revenue_keys: tuple[str, ...] = ("revenue",),
              currency_keys: tuple[str, ...] = ("currency",)) -> None:
     """Rename a spec event to its GA4 name (keeping `original_event`) and take revenue and currency."""
-    mapped = ga4_name(event.get("event"))
-    if mapped is not None:
-        event["original_event"] = event["event"]
-        event["event"] = mapped
     name = event.get("event")
-    keys = revenue_keys + (("total", "value") if isinstance(name, str) and name in ORDER_EVENTS else ())
-    for key in keys:  # the first given
-        if properties.get(key) is not None:
-            event["revenue"] = properties[key]
+    if isinstance(name, str):
+        mapped = _ga4_name(name)
+        if mapped is not None:
+            event["original_event"] = name
+            event["event"] = name = mapped
+        if name in ORDER_EVENTS:
+            revenue_keys = (*revenue_keys, "total", "value")
+    for key in revenue_keys:  # the first given
+        if (value := properties.get(key)) is not None:
+            event["revenue"] = value
             break
     for key in currency_keys:
-        if properties.get(key) is not None:
-            event["currency"] = properties[key]
+        if (value := properties.get(key)) is not None:
+            event["currency"] = value
             break
 
 
@@ -167,28 +169,29 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
     ts = item.get("timestamp")
     if ts is None:
         ts = item.get("originalTimestamp")
-    anonymous, user = an_id(item.get("anonymousId")), an_id(item.get("userId"))
-    if kind == "identify":
-        if not (anonymous or user):
-            return reject(item, "an identify needs a userId or an anonymousId"), []
-        linked = anonymous and user
-        return {"_skip": "identify"}, [{"visitor_id": anonymous, "user_id": user, "ts": ts, "source": "identify"}
-                                       ] if linked else []
-    if kind == "alias":
-        previous = an_id(item.get("previousId"))
-        if not (previous and user):
-            return reject(item, "an alias needs a previousId and a userId"), []
-        return {"_skip": "alias"}, [{"visitor_id": previous, "user_id": user, "ts": ts, "source": "alias"}]
-    if kind == "group":
-        return {"_skip": "group"}, []
-    if kind not in _EVENT_TYPES:
+    anonymous, user = item.get("anonymousId"), item.get("userId")  # (`an_id`; a text inline, as the usual id)
+    anonymous = (anonymous.strip() or None) if type(anonymous) is str else an_id(anonymous)
+    user = (user.strip() or None) if type(user) is str else an_id(user)
+    if kind not in _EVENT_TYPES:  # (track, page and screen are events; the others are not)
+        if kind == "identify":
+            if not (anonymous or user):
+                return reject(item, "an identify needs a userId or an anonymousId"), []
+            linked = anonymous and user
+            return {"_skip": "identify"}, [{"visitor_id": anonymous, "user_id": user, "ts": ts, "source": "identify"}
+                                           ] if linked else []
+        if kind == "alias":
+            previous = an_id(item.get("previousId"))
+            if not (previous and user):
+                return reject(item, "an alias needs a previousId and a userId"), []
+            return {"_skip": "alias"}, [{"visitor_id": previous, "user_id": user, "ts": ts, "source": "alias"}]
+        if kind == "group":
+            return {"_skip": "group"}, []
         return reject(item, f"unknown message type {kind!r}"), []
     properties = item.get("properties")
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
         return reject(item, "`properties` must be an object"), []
-    properties = dict(properties)
     own = item.get("context")
     context = own if isinstance(own, dict) else {}
     if shared_context:
@@ -199,6 +202,7 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
         event["event"] = item.get("event")
     else:
         event["event"] = _EVENT_TYPES[kind]
+        properties = dict(properties)  # (a copy gets the name and category: the message stays as it was sent)
         for key in ("name", "category"):
             if item.get(key) is not None:
                 properties.setdefault(key, item[key])
@@ -214,12 +218,12 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
             if campaign.get(key) is not None:
                 event[column] = campaign[key]
     for key, column in (("userAgent", "user_agent"), ("ip", "ip"), ("sessionId", "session_id")):
-        if context.get(key) is not None:
-            event[column] = context[key]
+        if (value := context.get(key)) is not None:
+            event[column] = value
     if ts is not None:
         event["ts"] = ts
-    if item.get("sentAt") is not None:
-        event["sent_at"] = item["sentAt"]
+    if (value := item.get("sentAt")) is not None:
+        event["sent_at"] = value
     event["visitor_id"], event["user_id"] = anonymous, user
     commerce(event, properties)
     event["properties"] = properties
