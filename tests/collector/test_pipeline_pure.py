@@ -237,3 +237,20 @@ def test_the_record_holds_the_stream_that_pyarrow_writes() -> None:
         assert decoded.rejected == rejected
     empty = encode_record(event_table([]), rejected)
     assert decode_record(empty).events is None and decode_record(empty).rejected == rejected
+
+
+def test_a_rejected_event_with_a_lone_surrogate_is_kept_with_the_character_replaced() -> None:
+    """Events made in code (not parsed from a body, where orjson refuses lone surrogates) may hold one; the
+    rejection's raw text must still be writable to the spool, and the valid event beside it stored."""
+    from keystep.collector.ingest import compute_record
+    from keystep.collector.wire import Parsed
+
+    bad = {"visitor_id": "v1", "properties": {"note": "a\ud800b", "é": 1}}  # no name: rejected
+    good = {"event": "page_view", "visitor_id": "v2"}
+    ingested = compute_record(Parsed([bad, good]), CONTEXT, default_steps())
+    assert ingested.record is not None
+    record = decode_record(ingested.record)
+    assert record.events is not None and record.events.column("visitor_id").to_pylist() == ["v2"]
+    expected = '{"visitor_id": "v1", "properties": {"note": "a\ufffdb", "\u00e9": 1}}'
+    assert [json.loads(r["raw"]) for r in record.rejected] == [json.loads(expected)]
+    assert "\ufffd" in record.rejected[0]["raw"] and "é" in record.rejected[0]["raw"]

@@ -76,8 +76,12 @@ class Outcome:
 
 
 def raw_json(event: Mapping[str, Any]) -> str:
-    text = json.dumps({k: v for k, v in event.items() if k != "ip"}, default=str, ensure_ascii=False)
-    return text[:RAW_LIMIT]
+    """An incoming event as JSON text for `rejected_events`, without the IP, cut to `RAW_LIMIT`; a lone
+    surrogate (which no UTF-8 encoder takes, so the record could not be written) becomes U+FFFD."""
+    text = json.dumps({k: v for k, v in event.items() if k != "ip"}, default=str, ensure_ascii=False)[:RAW_LIMIT]
+    if not text.isascii():  # UTF-16 with surrogatepass writes a lone surrogate as its unit; decoding replaces it
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def run_pipeline(events: Sequence[Incoming], context: Context, steps: Sequence[Step]) -> Outcome:
