@@ -172,6 +172,18 @@ def test_overload_answers_503_with_retry_after_and_stores_nothing(site: Site) ->
     assert stored(site) == []
 
 
+def test_flow_control_holds_a_request_until_the_writer_stored_what_waits(site: Site) -> None:
+    first = {"batch": [{"event": "view_item", "visitor_id": f"v{i}", "session_id": f"s{i}"} for i in range(3)]}
+    with serving(site, "--hold-pending-mb", "0") as server:
+        assert post(server.url, first, site.write_key).json()["accepted"] == 3
+        # the writer lingers up to a second for more before it stores; the second request waits for that
+        assert post(server.url, {"event": "view_item", "visitor_id": "v9"}, site.write_key).json()["accepted"] == 1
+        body = httpx.get(server.url + "/api/v1/conversions", headers={"Authorization": f"Bearer {site.read_key}"})
+        goals = [g for group in body.json()["groups"] for g in group["goals"]]
+        assert goals[0]["total"]["eligible_units"] >= 3
+    assert len(stored(site)) == 4
+
+
 def test_the_query_api_sees_only_its_project(site: Site) -> None:
     shop = [{"event": "view_item", "visitor_id": f"v{i}", "session_id": f"s{i}", "ts": "2026-12-01T10:00:00Z"}
             for i in range(4)]

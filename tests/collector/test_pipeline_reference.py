@@ -1,10 +1,11 @@
 """The pipeline's steps against the step-by-step code they replaced, kept here as reference implementations:
 the string clean-up (which now keeps values that need no cleaning as they are instead of copying them),
-the timestamp parser and the clock step, the id and name steps, the URL, channel and user-agent steps,
-`finalize`, and Segment's messages — each compared on many generated inputs (texts with non-ASCII
-characters, lone surrogates, NULs and past every limit, numbers as ids, missing fields, deep and wide
-properties, timestamps in every form and garbage). The references are the earlier code, copied; none
-is derived from the code under test."""
+the timestamp parser and the clock step (which now reads each `sent_at` once, cached), the id and name
+steps, the URL, channel and user-agent steps, `finalize`, and Segment's messages — each compared on many
+generated inputs (texts with non-ASCII characters, lone surrogates, NULs and past every limit, numbers as
+ids, missing fields, deep and wide properties, timestamps in every form and garbage). The references are
+the earlier code, copied; none is derived from the code under test. (The pipeline's runner is compared
+with the plain loop of `test_pipeline_pure`.)"""
 
 from __future__ import annotations
 
@@ -574,6 +575,28 @@ def test_correct_time_gives_what_the_earlier_clock_step_gave(ts: Any, sent_at: A
     expected = ref_correct_time(dict(event), context, expected_notes)
     _same(got, expected)
     assert got_notes == expected_notes
+
+
+# a batch's events share the request's `sent_at` or carry equal ones, of one type or of several (the clock step
+# caches what a `sent_at` reads as)
+sent_ats = stamps | st.sampled_from([1772448000, 1772448000.0, True, "1772448000", " 1772448000 ", Decimal(1772448000),
+                                     "2026-03-02T11:00:00Z", datetime(2026, 3, 2, 11), date(2026, 3, 2), [1], {"a": 1}])
+
+
+@SETTINGS
+@given(st.lists(st.tuples(stamps, sent_ats | st.just("absent")), min_size=1, max_size=8), sent_ats | st.none())
+def test_correct_time_over_a_batch_gives_what_the_uncached_clock_step_gave(
+        batch: list[tuple[Any, Any]], request_sent_at: Any) -> None:
+    context = Context(project="shop", received_at=datetime(2026, 3, 2, 12, 0, 0, 250_000), route="/v1/batch",
+                      sent_at=request_sent_at)
+    for ts, sent_at in batch * 2:  # (twice: the second time, every `sent_at` has been read before)
+        event: dict[str, Any] = {"ts": ts} if sent_at == "absent" else {"ts": ts, "sent_at": sent_at}
+        got_notes: list[str] = []
+        expected_notes: list[str] = []
+        got = correct_time(dict(event), context, got_notes)
+        expected = ref_correct_time(dict(event), context, expected_notes)
+        _same(got, expected)
+        assert got_notes == expected_notes
 
 
 @SETTINGS

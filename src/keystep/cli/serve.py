@@ -25,6 +25,10 @@ def serve(
     max_pending_mb: Annotated[
         int, typer.Option("--max-pending-mb", help="Spooled but unstored data above which requests get 503.")
     ] = 512,
+    hold_pending_mb: Annotated[
+        int, typer.Option("--hold-pending-mb", help="Spooled but unstored data above which a request waits for the "
+                                                    "writer before it is read (flow control; then 503 after 10 s).")
+    ] = 48,
     workers: Annotated[
         int, typer.Option("--workers", min=0, help="Worker processes that run the ingest pipeline (0: threads of "
                                                    "the one server process).")
@@ -43,6 +47,7 @@ def serve(
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     app = create_app(Settings(db=db, spool=spool, definitions=definitions, config=config,
-                              max_pending_bytes=max_pending_mb << 20, workers=workers))
+                              max_pending_bytes=max_pending_mb << 20, hold_pending_bytes=hold_pending_mb << 20,
+                              workers=workers))
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=DRAIN_SECONDS,
                 access_log=False, http="httptools", loop="asyncio" if sys.platform == "win32" else "uvloop")

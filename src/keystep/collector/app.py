@@ -49,6 +49,7 @@ from keystep.enrich.cookieless import SaltStore, salt_day
 from keystep.experiments.exposures import exposure_event, variant_for
 
 RETRY_AFTER_S = 2
+HOLD_SECONDS = 10.0  # the longest a request waits for the writer to make room before it gets 503
 log = logging.getLogger("keystep.collector")
 
 
@@ -66,6 +67,7 @@ class Settings:
     definitions: Definitions = field(default_factory=Definitions)
     config: Path | None = None  # the definitions file, which the dashboard's editor writes
     max_pending_bytes: int = 512 << 20
+    hold_pending_bytes: int = 48 << 20  # above it a request waits for the writer (flow control), see `_accept`
     salts: Path | None = None  # default: next to the database, `<db>.salts`
     workers: int = 0  # processes that run the pipeline; 0: threads of the server process
 
@@ -321,6 +323,18 @@ async def _ingest(c: Collector, route: Route, request: Request) -> Response:
 _RETRY = {"Retry-After": str(RETRY_AFTER_S)}
 
 
+async def _room_in_spool(c: Collector) -> bool:
+    """Wait while the spool holds more unstored bytes than `hold_pending_bytes`: True once it holds fewer,
+    False after `HOLD_SECONDS` or when the server stops accepting. (Polled: the writer stores a chunk in
+    a few tenths of a second, and a request that need not wait costs one look.)"""
+    deadline = time.monotonic() + HOLD_SECONDS
+    while c.spool.pending_bytes > c.settings.hold_pending_bytes:
+        if not c.accepting or time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 @dataclass(frozen=True)
 class _Refusal:
     """The server could not take the request (503: retry later); nothing of it was acknowledged."""
@@ -340,7 +354,15 @@ def _received(c: Collector, path: str, request: Request, headers: dict[str, str]
 
 async def _accept(c: Collector, route: Route | None, received: Received) -> Processed | _Refusal:
     """The request through its wire format and the pipeline (in a thread or a worker process); then, when
-    there is something to store, the wait for the fsync of its spool record."""
+    there is something to store, the wait for the fsync of its spool record.
+
+    Flow control first: while more than `hold_pending_bytes` wait in the spool to be stored, the request
+    waits (up to `HOLD_SECONDS`, then 503) before its body is processed. So the server acknowledges no
+    faster than its one writer stores, rather than letting the spool grow until requests are refused:
+    the writer, the one stage that cannot be run twice, gets the cores it needs, and the pipeline
+    workers the rest."""
+    if not await _room_in_spool(c):
+        return _Refusal("the store is behind; nothing was acknowledged, retry")
     if c.pool is None:
         processed = await run_in_threadpool(handle, received, route, c.project_now, c.steps)
     else:

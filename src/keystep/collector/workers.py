@@ -44,6 +44,7 @@ _Key = tuple[str, str | None, float]  # a write key, its project (None: none), s
 
 log = logging.getLogger("keystep.collector")
 _LENGTH = struct.Struct("!I")
+_SOCKET_BUFFER = 4 << 20  # bytes (Linux caps it at net.core.wmem_max)
 
 
 class WorkerGone(Exception):
@@ -76,6 +77,8 @@ class Workers:
 
     async def _spawn(self, number: int) -> _Worker:
         ours, theirs = socket.socketpair()
+        for end in (ours, theirs):  # room for many frames: a worker never waits for the loop to read an answer
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
         try:
             process = subprocess.Popen([sys.executable, "-m", "keystep.collector.workers", str(theirs.fileno())],
                                        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)

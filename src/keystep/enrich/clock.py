@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from keystep.collector.pipeline import Context, Drop, Incoming
 from keystep.events.timestamps import TimestampError, parse_timestamp
@@ -27,6 +28,12 @@ def _parse(value: object) -> datetime | None:
     return parse_timestamp(value)
 
 
+@lru_cache(maxsize=256)
+def _sent_text(text: str) -> datetime | None:
+    """`_parse` of a `sent_at` text, cached: a batch's events carry the same one (an error is not cached)."""
+    return _parse(text)
+
+
 def correct_time(event: Incoming, context: Context, notes: list[str]) -> Incoming | Drop:
     value = event.get("ts")
     if value is None or (isinstance(value, str) and not value.strip()):  # (`_parse`, inline: every event has one)
@@ -39,7 +46,7 @@ def correct_time(event: Incoming, context: Context, notes: list[str]) -> Incomin
     sent = event.get("sent_at", context.sent_at)
     if sent is not None:
         try:
-            sent_at = _parse(sent)
+            sent_at = _sent_text(sent) if type(sent) is str else _parse(sent)
         except TimestampError:
             sent_at = None
             notes.append("sent_at is not a timestamp; no clock-skew correction")
