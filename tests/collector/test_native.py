@@ -172,6 +172,20 @@ def test_overload_answers_503_with_retry_after_and_stores_nothing(site: Site) ->
     assert stored(site) == []
 
 
+def test_a_lone_surrogate_escape_is_replaced_not_the_body_refused(site: Site) -> None:
+    batch = {"batch": [{"event": "view_item", "visitor_id": "v1", "event_id": "e1", "properties": {"note": "a\ud800b"}},
+                       {"event": "view_item", "visitor_id": "v2", "event_id": "e2"}]}
+    assert "\\ud800" in json.dumps(batch)  # sent as JSON's escape, which orjson alone refuses
+    with serving(site) as server:
+        assert post(server.url, batch, site.write_key).json()["accepted"] == 2
+        refused = httpx.post(server.url + "/api/collect", content='{"event": "x\\ud800", "n": NaN}',
+                             headers={"Authorization": f"Bearer {site.write_key}"})
+        assert refused.status_code == 400  # NaN is still no JSON
+    rows = stored(site, "SELECT event_id, properties FROM events ORDER BY event_id")
+    assert [r["event_id"] for r in rows] == ["e1", "e2"]
+    assert json.loads(rows[0]["properties"])["note"] == "a\ufffdb"
+
+
 def test_flow_control_holds_a_request_until_the_writer_stored_what_waits(site: Site) -> None:
     first = {"batch": [{"event": "view_item", "visitor_id": f"v{i}", "session_id": f"s{i}"} for i in range(3)]}
     with serving(site, "--hold-pending-mb", "0") as server:

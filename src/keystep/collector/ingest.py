@@ -62,7 +62,11 @@ def limit_event(event: Incoming, context: Context, notes: list[str]) -> Incoming
         return Drop("unreadable_item", str(event["_reject"]))
     if "_skip" in event:  # a batch item that is no event (identify, alias): its place in the batch kept
         return Drop(str(event["_skip"]), rejected=False)
-    size = len(orjson.dumps(event, default=str))
+    try:
+        size = len(orjson.dumps(event, default=str))
+    except TypeError:  # a lone surrogate (the string clean-up, next, replaces it): measured as the same JSON
+        size = len(json.dumps(event, default=str, ensure_ascii=False, separators=(",", ":"))
+                   .encode("utf-8", "surrogatepass"))
     if size > MAX_EVENT:
         return Drop("event_too_large", f"the event is {size:,} bytes as JSON; at most {MAX_EVENT:,} are accepted")
     return event

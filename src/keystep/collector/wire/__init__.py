@@ -9,15 +9,38 @@ rest of the batch is kept.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from keystep.collector.pipeline import Incoming, Outcome
 
 
 class WireError(ValueError):
     """The body cannot be read as this format at all."""
+
+
+def loads_json(data: bytes | str) -> Any:
+    """JSON text as Python values, read by orjson; raises `orjson.JSONDecodeError`. Text that holds a lone
+    UTF-16 surrogate escape (`"\\ud800"`: valid JSON, but no character), which orjson refuses, is read by
+    the standard library instead, still refusing NaN and Infinity as orjson does, so the string
+    clean-up (`keystep.enrich.strings`) replaces the surrogate rather than the whole body being refused."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        try:
+            return json.loads(data, parse_constant=_no_constant)
+        except ValueError:
+            raise exc from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True, slots=True)

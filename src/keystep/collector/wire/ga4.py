@@ -89,7 +89,7 @@ from typing import Any
 import orjson
 
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, loads_json, reject
 
 MAX_EVENTS = 25
 MAX_PARAMS = 25
@@ -127,7 +127,7 @@ Message = dict[str, str]
 
 def _load(request: Request) -> dict[str, Any]:
     try:
-        body = orjson.loads(request.body)
+        body = loads_json(request.body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, loads_json, reject
 
 RENAMED_EVENTS = {"$mp_web_page_view": "page_view"}
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -61,7 +61,7 @@ def _decode(data: str) -> Any:
         except (binascii.Error, ValueError):
             raise WireError("`data` is neither JSON nor base64-encoded JSON") from None
     try:
-        return orjson.loads(text)
+        return loads_json(text)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"`data` is not valid JSON: {exc}") from None
 
@@ -75,7 +75,7 @@ def _body(request: Request) -> Any:
     if not request.body.strip():
         raise WireError("no events: send `data=<JSON>` form-encoded, in the query string, or a JSON body")
     try:
-        body = orjson.loads(request.body)
+        body = loads_json(request.body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"the body is not valid JSON (nor `data=...` form-encoded): {exc}") from None
     if isinstance(body, dict) and "data" in body and "event" not in body:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from keystep.collector.pipeline import Incoming
-from keystep.collector.wire import Parsed, Request, Route, WireError, bearer, reject
+from keystep.collector.wire import Parsed, Request, Route, WireError, bearer, loads_json, reject
 from keystep.events.schema import EVENT_COLUMN_NAMES
 
 _FIELDS = frozenset(EVENT_COLUMN_NAMES) - {"project", "received_at"}
@@ -37,7 +37,7 @@ def _event(item: Any) -> Incoming:
 
 def parse(request: Request) -> Parsed:
     try:
-        body = orjson.loads(request.body)
+        body = loads_json(request.body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"the body is not valid JSON: {exc}") from None
     key = bearer(request.headers) or request.headers.get("x-keystep-key") or request.query.get("key")

@@ -64,7 +64,7 @@ import orjson
 
 from keystep.collector.ingest import response_body
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, loads_json, reject
 from keystep.collector.wire.segment import an_id, commerce
 from keystep.events.timestamps import TimestampError, parse_timestamp
 
@@ -76,7 +76,7 @@ _EVENT_ID = re.compile(r'\{"event_id": "((?:[^"\\]|\\.)*)"')
 
 
 def _json(data: bytes | str) -> Any:
-    return orjson.loads(data)
+    return loads_json(data)
 
 
 def _from_base64(text: str) -> Any:

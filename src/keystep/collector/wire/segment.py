@@ -61,7 +61,7 @@ import orjson
 
 from keystep.collector.ingest import response_body
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, loads_json, reject
 
 # Segment's (and RudderStack's and PostHog's) e-commerce and B2B spec names → GA4's recommended event
 # names, matched ignoring case and runs of spaces. The original name is kept as `original_event`.
@@ -233,7 +233,7 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
 
 def _parse(request: Request, kind: str | None) -> Parsed:
     try:
-        body = orjson.loads(request.body)
+        body = loads_json(request.body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -54,7 +54,7 @@ from typing import Any
 import orjson
 
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, loads_json, reject
 
 # A 1×1 transparent GIF89a (43 bytes), as Snowplow's collectors answer the pixel.
 PIXEL = base64.b64decode("R0lGODlhAQABAPAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -100,7 +100,7 @@ def _json_field(event: Mapping[str, Any], plain: str, encoded: str) -> Any:
     if not isinstance(text, str):
         return text  # a JSON body may carry the object itself
     try:
-        return orjson.loads(text)
+        return loads_json(text)
     except orjson.JSONDecodeError:
         raise _Unreadable(f"{source} is not valid JSON") from None
 
@@ -200,7 +200,7 @@ def _parsed(items: list[Any]) -> Parsed:
 
 def parse_post(request: Request) -> Parsed:
     try:
-        body = orjson.loads(request.body)
+        body = loads_json(request.body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from keystep.collector.pipeline import Incoming
-from keystep.collector.wire import Parsed, Request, Route, WireError, reject
+from keystep.collector.wire import Parsed, Request, Route, WireError, loads_json, reject
 
 CONSUMED = {"website", "name", "url", "referrer", "data", "id", "ip", "timestamp", "title"}
 
@@ -71,7 +71,7 @@ def _event(payload: dict[str, Any]) -> Incoming:
 
 def parse(request: Request) -> Parsed:
     try:
-        body = orjson.loads(request.body)
+        body = loads_json(request.body)
     except orjson.JSONDecodeError as exc:
         raise WireError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("payload"), dict):
