@@ -43,6 +43,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def json_body(request: Request) -> Any:
+    """The request's body read as JSON (`loads_json`); `WireError` when it is not JSON."""
+    try:
+        return loads_json(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"the body is not valid JSON: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     method: str

@@ -86,10 +86,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, loads_json, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, json_body, reject
 
 MAX_EVENTS = 25
 MAX_PARAMS = 25
@@ -126,10 +124,7 @@ Message = dict[str, str]
 
 
 def _load(request: Request) -> dict[str, Any]:
-    try:
-        body = loads_json(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the body is not valid JSON: {exc}") from None
+    body = json_body(request)
     if not isinstance(body, dict):
         raise WireError('expected {"client_id": ..., "events": [{"name": ..., "params": {...}}]}')
     return body

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from keystep.collector.pipeline import Incoming
-from keystep.collector.wire import Parsed, Request, Route, WireError, bearer, loads_json, reject
+from keystep.collector.wire import Parsed, Request, Route, WireError, bearer, json_body, reject
 from keystep.events.schema import EVENT_COLUMN_NAMES
 
 _FIELDS = frozenset(EVENT_COLUMN_NAMES) - {"project", "received_at"}
@@ -36,10 +34,7 @@ def _event(item: Any) -> Incoming:
 
 
 def parse(request: Request) -> Parsed:
-    try:
-        body = loads_json(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the body is not valid JSON: {exc}") from None
+    body = json_body(request)
     key = bearer(request.headers) or request.headers.get("x-keystep-key") or request.query.get("key")
     sent_at = None
     if isinstance(body, dict) and "batch" in body:

@@ -64,7 +64,7 @@ import orjson
 
 from keystep.collector.ingest import response_body
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, loads_json, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, json_body, loads_json, reject
 from keystep.collector.wire.segment import an_id, commerce
 from keystep.events.timestamps import TimestampError, parse_timestamp
 
@@ -75,16 +75,12 @@ _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _EVENT_ID = re.compile(r'\{"event_id": "((?:[^"\\]|\\.)*)"')
 
 
-def _json(data: bytes | str) -> Any:
-    return loads_json(data)
-
-
 def _from_base64(text: str) -> Any:
     cleaned = "".join(text.strip().replace(" ", "+").split())  # a form decodes an unescaped `+` as a space
     cleaned += "=" * (-len(cleaned) % 4)
     for decode in (base64.b64decode, base64.urlsafe_b64decode):
         try:
-            return _json(decode(cleaned))
+            return loads_json(decode(cleaned))
         except (binascii.Error, ValueError):
             continue
     raise WireError("the body is neither JSON nor base64-encoded JSON")
@@ -100,7 +96,7 @@ def _payload(request: Request) -> Any:
         raise WireError("the body is empty")
     if compression != "base64":
         try:
-            return _json(data)
+            return loads_json(data)
         except orjson.JSONDecodeError:
             if text.lstrip()[:1] in ("{", "["):
                 raise WireError("the body is not valid JSON") from None
@@ -228,10 +224,7 @@ def _parsed(items: list[Any], sent_at: Any, key: str | None, *, v1: bool) -> Par
 
 
 def parse_v1(request: Request) -> Parsed:
-    try:
-        payload = _json(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the body is not valid JSON: {exc}") from None
+    payload = json_body(request)
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
         raise WireError("expected {\"batch\": [...]}")
     sent_at = request.headers.get("posthog-request-timestamp") or payload.get("created_at")

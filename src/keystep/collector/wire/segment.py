@@ -57,11 +57,9 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from keystep.collector.ingest import response_body
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, loads_json, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, bearer, json_body, reject
 
 # Segment's (and RudderStack's and PostHog's) e-commerce and B2B spec names → GA4's recommended event
 # names, matched ignoring case and runs of spaces. The original name is kept as `original_event`.
@@ -232,10 +230,7 @@ def _message(item: Any, kind: str | None, shared_context: Mapping[str, Any]) -> 
 
 
 def _parse(request: Request, kind: str | None) -> Parsed:
-    try:
-        body = loads_json(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the body is not valid JSON: {exc}") from None
+    body = json_body(request)
     if not isinstance(body, dict):
         raise WireError("expected a JSON object (a message, or {\"batch\": [...]})")
     if kind is None:

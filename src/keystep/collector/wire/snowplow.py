@@ -54,7 +54,7 @@ from typing import Any
 import orjson
 
 from keystep.collector.pipeline import Incoming, Outcome
-from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, loads_json, reject
+from keystep.collector.wire import Parsed, Reply, Request, Route, WireError, json_body, loads_json, reject
 
 # A 1×1 transparent GIF89a (43 bytes), as Snowplow's collectors answer the pixel.
 PIXEL = base64.b64decode("R0lGODlhAQABAPAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -199,10 +199,7 @@ def _parsed(items: list[Any]) -> Parsed:
 
 
 def parse_post(request: Request) -> Parsed:
-    try:
-        body = loads_json(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the body is not valid JSON: {exc}") from None
+    body = json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise WireError('expected {"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/...", "data": [...]}')
     return _parsed(body["data"])

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from keystep.collector.pipeline import Incoming
-from keystep.collector.wire import Parsed, Request, Route, WireError, loads_json, reject
+from keystep.collector.wire import Parsed, Request, Route, WireError, json_body, reject
 
 CONSUMED = {"website", "name", "url", "referrer", "data", "id", "ip", "timestamp", "title"}
 
@@ -70,10 +68,7 @@ def _event(payload: dict[str, Any]) -> Incoming:
 
 
 def parse(request: Request) -> Parsed:
-    try:
-        body = loads_json(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the body is not valid JSON: {exc}") from None
+    body = json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("payload"), dict):
         raise WireError('expected {"type": "event", "payload": {"website": ..., ...}}')
     payload = body["payload"]
