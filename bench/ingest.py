@@ -59,11 +59,12 @@ HERE = Path(__file__).resolve().parent
 CEILING_BATCH = 50_000  # the raw insert at its best: large Arrow batches, as the writer stores spool chunks
 
 
-def _events(n: int, prefix: str) -> list[dict[str, Any]]:
+def _events(n: int) -> list[dict[str, Any]]:
     start = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    ids = _uuids(n)
     return [{
         "event": ("page_view", "view_item", "add_to_cart", "purchase")[i % 4],
-        "event_id": f"{prefix}-{i}",
+        "event_id": ids[i],
         "visitor_id": f"v{i % 5000}",
         "ts": (start + timedelta(milliseconds=i)).isoformat(),
         "url": f"https://shop.example/p/{i % 200}?utm_source=google&utm_medium=cpc",
@@ -158,25 +159,34 @@ class _Bodies:
     made once, encoded with orjson."""
 
     def __init__(self, batch: int) -> None:
-        self.events = _events(batch, "")
+        self.events = _events(batch)
         self.segment = _segment(self.events)["batch"]
 
-    def native(self, prefix: str) -> bytes:
+    def native(self) -> bytes:
         import orjson
 
-        return orjson.dumps({"batch": [{**e, "event_id": f"{prefix}-{i}"} for i, e in enumerate(self.events)]})
+        ids = _uuids(len(self.events))
+        return orjson.dumps({"batch": [{**e, "event_id": i} for e, i in zip(self.events, ids, strict=True)]})
 
-    def segment_batch(self, prefix: str) -> bytes:
+    def segment_batch(self) -> bytes:
         import orjson
 
-        return orjson.dumps({"batch": [{**e, "messageId": f"{prefix}-{i}"} for i, e in enumerate(self.segment)]})
+        ids = _uuids(len(self.segment))
+        return orjson.dumps({"batch": [{**e, "messageId": i} for e, i in zip(self.segment, ids, strict=True)]})
+
+
+def _uuids(n: int) -> list[str]:
+    """`n` random ids in the form of version-4 UUIDs, as Segment's and PostHog's libraries give each event
+    (random ids, unlike a counter's, fall in every part of the range of the ids stored)."""
+    h = os.urandom(16 * n).hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-a{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
 
 
 async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency: int, rate: float | None,
-                 prefix: str, httpx_client: bool = False) -> dict[str, Any]:
+                 httpx_client: bool = False) -> dict[str, Any]:
     if httpx_client:
-        return await _drive_httpx(url, key, seconds=seconds, batch=batch, concurrency=concurrency, rate=rate,
-                                  prefix=prefix)
+        return await _drive_httpx(url, key, seconds=seconds, batch=batch, concurrency=concurrency, rate=rate)
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -198,7 +208,7 @@ async def _drive(url: str, key: str, *, seconds: float, batch: int, concurrency:
         t = time.perf_counter()
         async with connections:
             connection = idle.pop() if idle else _Http(host, port)
-            body = bodies.native(f"{prefix}{n}") if native else bodies.segment_batch(f"{prefix}{n}")
+            body = bodies.native() if native else bodies.segment_batch()
             status = await connection.post("/api/collect" if native else "/v1/batch", body, headers[native])
             idle.append(connection)
         latencies.append(time.perf_counter() - t)
@@ -235,8 +245,8 @@ def _summary(latencies: list[float], acknowledged: int, elapsed: float, client_c
             "requests": len(latencies), "client_cpu_s": client_cpu}
 
 
-async def _drive_httpx(url: str, key: str, *, seconds: float, batch: int, concurrency: int, rate: float | None,
-                 prefix: str) -> dict[str, Any]:
+async def _drive_httpx(url: str, key: str, *, seconds: float, batch: int, concurrency: int,
+                       rate: float | None) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
@@ -247,7 +257,7 @@ async def _drive_httpx(url: str, key: str, *, seconds: float, batch: int, concur
 
     async def one(client: httpx.AsyncClient, n: int) -> None:
         nonlocal acknowledged
-        events = _events(batch, f"{prefix}{n}")
+        events = _events(batch)
         native = n % 2 == 0
         t = time.perf_counter()
         reply = await client.post(
@@ -304,12 +314,12 @@ def _caught_up(url: str) -> float:
 def client_main(args: argparse.Namespace) -> None:
     before = _cpu_seconds(args.server_pid)
     saturated = asyncio.run(_drive(args.url, args.key, seconds=args.seconds, batch=args.batch,
-                                   concurrency=args.concurrency, rate=None, prefix="s",
+                                   concurrency=args.concurrency, rate=None,
                                    httpx_client=args.httpx))
     saturated["catch_up_s"] = _caught_up(args.url)  # the steady phase starts on a server that has caught up
     saturated["server_cpu_s"] = _cpu_since(before, args.server_pid)
     steady = asyncio.run(_drive(args.url, args.key, seconds=args.steady_seconds, batch=10, concurrency=32,
-                                rate=1000.0, prefix="r", httpx_client=args.httpx))
+                                rate=1000.0, httpx_client=args.httpx))
     print(json.dumps({"saturated": saturated, "steady": steady}))
 
 
@@ -388,7 +398,7 @@ def sent_rows(n: int) -> list[dict[str, Any]]:
     return [{**{name: None for name in event_arrow_schema().names}, "project": "bench", "event_id": r["event_id"],
              "ts": datetime.fromisoformat(r["ts"]).replace(tzinfo=None), "received_at": now, "event": r["event"],
              "visitor_id": r["visitor_id"], "url": r["url"], "referrer": r["referrer"],
-             "properties": json.dumps(r["properties"])} for r in _events(n, "c")]
+             "properties": json.dumps(r["properties"])} for r in _events(n)]
 
 
 def handle_main(rounds: int, requests: int, batch: int) -> None:
@@ -411,7 +421,7 @@ def handle_main(rounds: int, requests: int, batch: int) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     tasks = [Received("/api/collect" if n % 2 == 0 else "/v1/batch", "POST",
                       {"authorization": f"Bearer {key}" if n % 2 == 0 else basic, "content-type": "application/json"},
-                      "", bodies.native(f"h{n}") if n % 2 == 0 else bodies.segment_batch(f"h{n}"), now, "127.0.0.1",
+                      "", bodies.native() if n % 2 == 0 else bodies.segment_batch(), now, "127.0.0.1",
                       b"s" * 32) for n in range(requests)]
     events = requests * batch
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from conftest import event_table
 from keystep.backends.base import SQL
+from keystep.backends.directory import DigestDirectory, digests
 from keystep.backends.duckdb import DIALECT, DuckDBBackend
-from keystep.backends.visitors import VisitorDirectory, digests
 from keystep.events.schema import EVENT_COLUMNS
 
 pairs = st.tuples(st.sampled_from(["p", "q", "pq"]), st.text(min_size=1, max_size=3))
@@ -26,7 +26,7 @@ pairs = st.tuples(st.sampled_from(["p", "q", "pq"]), st.text(min_size=1, max_siz
 def test_directory_numbers_like_a_dictionary(batches: list[list[tuple[str, str]]]) -> None:
     """Against a dict: each new pair gets the next number, in batch order; a known pair keeps its own;
     a directory rebuilt from the digests so far numbers the rest the same."""
-    directory = VisitorDirectory(np.empty((0, 2), dtype=np.int64))
+    directory = DigestDirectory(np.empty((0, 2), dtype=np.int64))
     want: dict[tuple[str, str], int] = {}
     seen: list[np.ndarray] = []
     for batch in batches:
@@ -39,13 +39,13 @@ def test_directory_numbers_like_a_dictionary(batches: list[list[tuple[str, str]]
         assert numbers.tolist() == [want[pair] for pair in distinct]
         assert new.tolist() == expected_new
         seen.extend(d[new])
-        rebuilt = VisitorDirectory(np.array(seen, dtype=np.int64).reshape(-1, 2))
+        rebuilt = DigestDirectory(np.array(seen, dtype=np.int64).reshape(-1, 2))
         assert len(rebuilt) == len(directory) == len(want)
         assert rebuilt.number(d)[0].tolist() == numbers.tolist()
 
 
 def test_directory_grows_past_its_first_table() -> None:
-    directory = VisitorDirectory(np.empty((0, 2), dtype=np.int64))
+    directory = DigestDirectory(np.empty((0, 2), dtype=np.int64))
     ids = [f"v{i}" for i in range(50_000)]
     for lo in range(0, len(ids), 7_000):
         numbers, new = directory.number(digests(["p"] * len(ids[lo:lo + 7_000]), ids[lo:lo + 7_000]))

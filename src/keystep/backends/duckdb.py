@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from keystep.backends.base import SQL, Dialect, Rows
-from keystep.backends.visitors import VisitorDirectory, digests
+from keystep.backends.directory import DigestDirectory, digests
 from keystep.events.schema import (
     EVENT_COLUMNS,
     STORED_EVENT_COLUMNS,
@@ -34,6 +34,10 @@ DEFAULT_DB = Path("keystep.duckdb")
 
 # The order in which `insert_events` writes the rows of one batch (see there).
 CLUSTER_ORDER: tuple[str, ...] = ("visitor_no", "ts", "event_id")
+# What makes an event the same event (`insert_events`): the MD5 of its project and id, as two 64-bit halves
+# (a project never holds a NUL, so the pair reads back one way)
+_EVENT_KEY = "project || chr(0) || event_id"
+_EVENT_DIGEST = f"md5_number_upper({_EVENT_KEY}) AS hi, md5_number_lower({_EVENT_KEY}) AS lo"
 
 
 def _column_ddl(column: Column) -> str:
@@ -41,10 +45,10 @@ def _column_ddl(column: Column) -> str:
     return f"{column.name} {DIALECT.types[column.kind]}{not_null}"
 
 
-def _create_table(table: Table) -> str:
+def _create_table(table: Table, name: str | None = None) -> str:
     key = [f"PRIMARY KEY ({', '.join(table.primary_key)})"] if table.primary_key else []
     body = ",\n  ".join([_column_ddl(c) for c in table.columns] + key)
-    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {body}\n)"
+    return f"CREATE TABLE IF NOT EXISTS {name or table.name} (\n  {body}\n)"
 
 
 def event_arrow_schema() -> pa.Schema:
@@ -64,7 +68,8 @@ class DuckDBBackend:
         self._con = duckdb.connect(self.path, read_only=read_only)
         self._run("SET TimeZone = 'UTC'")
         self._write_lock = threading.Lock()
-        self._directory: VisitorDirectory | None = None  # loaded by the first write that needs it
+        self._directory: DigestDirectory | None = None  # the visitors: loaded by the first write that needs it
+        self._event_ids: DigestDirectory | None = None  # the stored events' (project, event_id): likewise
         if not read_only:
             self.migrate()
         elif self._missing_columns():
@@ -81,7 +86,7 @@ class DuckDBBackend:
 
     def migrate(self) -> None:
         """Create the tables, and add any column the schema gained since the file was made (events stored
-        before visitors were numbered get their numbers)."""
+        before visitors were numbered get their numbers; see `_drop_event_index` for another change)."""
         with self._write_lock:
             missing = self._missing_columns()
             for table in TABLES:
@@ -90,6 +95,26 @@ class DuckDBBackend:
                 self._run(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {DIALECT.types[column.kind]}")
             if any(t.name == "events" and c.name == "visitor_no" for t, c in missing):
                 self._number_stored_visitors()
+            self._drop_event_index()
+
+    def _drop_event_index(self) -> None:
+        """A store made before the writer kept event ids unique itself has a primary key on the events'
+        (project, event_id), whose index costs more to keep with every event stored (and more memory and
+        disk than the events' other columns together): its events move, once, into a table without it."""
+        if not self._run("SELECT 1 FROM duckdb_constraints() WHERE table_name = 'events'"
+                         " AND constraint_type = 'PRIMARY KEY'"):
+            return
+        names = ", ".join(c.name for c in TABLES_BY_NAME["events"].columns)
+        self._run("BEGIN TRANSACTION")
+        try:
+            self._run(_create_table(TABLES_BY_NAME["events"], "events_rebuilt"))
+            self._run(f"INSERT INTO events_rebuilt ({names}) SELECT {names} FROM events ORDER BY rowid")
+            self._run("DROP TABLE events")
+            self._run("ALTER TABLE events_rebuilt RENAME TO events")
+            self._run("COMMIT")
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
 
     # -- reads ------------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -118,28 +143,67 @@ class DuckDBBackend:
     def insert_events(self, table: pa.Table) -> int:
         """Store a batch of events; one whose (project, event_id) is stored already, or comes twice in the
         batch, is ignored (the first received is kept). Each event gets its visitor's number
-        (`keystep.backends.visitors`); new visitors are numbered in (project, visitor_id) order.
+        (`keystep.backends.directory`), new visitors numbered in (project, visitor_id) order.
+
+        The events stored are known by the digest of their (project, event_id), in a directory in memory
+        (`_event_ids`), not by a unique index in the store: DuckDB checks an index on two strings by a
+        join against the table (the event ids of every row group whose range of ids might hold one of
+        the batch's: with random ids such as UUIDs, all of them) and rewrites the index at every
+        checkpoint, so its cost grows with every event stored; the directory's stays the same.
 
         The batch is written in `CLUSTER_ORDER`: a visitor's events of one batch lie together (DuckDB's
-        parallel INSERT OR IGNORE keeps the order within each thread's share, so it is a run or two per
-        visitor), and per-unit work (funnel paths, first touches, sessions) reads runs of one visitor
-        rather than rows scattered over the batch. Batches are appended in arrival order, so a stream of
-        small batches stays ordered by time as a whole (and a date range can still skip row groups)."""
+        parallel INSERT keeps the order within each thread's share, so it is a run or two per visitor),
+        and per-unit work (funnel paths, first touches, sessions) reads runs of one visitor rather than
+        rows scattered over the batch. Batches are appended in arrival order, so a stream of small batches
+        stays ordered by time as a whole (and a date range can still skip row groups)."""
         staged = table.select([c.name for c in EVENT_COLUMNS]).cast(event_arrow_schema())
         names = ", ".join(c.name for c in EVENT_COLUMNS + STORED_EVENT_COLUMNS)
         with self._write_lock:
-            self._con.register("_staged_events", staged)
+            ids = self._stored_event_ids()
+            first_received = np.argsort(staged.column("received_at").to_numpy(), kind="stable")
+            new = np.empty(staged.num_rows, dtype=np.bool_)
+            _, new[first_received] = ids.number(self._event_digests(staged)[first_received])
+            fresh = staged.filter(pa.array(new))
+            if not fresh.num_rows:
+                return 0
+            self._con.register("_staged_events", fresh)
             try:
                 inserted = self._numbering_visitors(
                     "SELECT DISTINCT project, visitor_id FROM _staged_events",
-                    f"INSERT OR IGNORE INTO events ({names}) SELECT s.*, b.visitor_no FROM _staged_events s"
-                    " JOIN _batch_visitors b USING (project, visitor_id)"
-                    " QUALIFY row_number() OVER (PARTITION BY s.project, s.event_id ORDER BY s.received_at) = 1"
-                    f" ORDER BY {', '.join(CLUSTER_ORDER)}",
+                    f"INSERT INTO events ({names}) SELECT s.*, b.visitor_no FROM _staged_events s"
+                    f" JOIN _batch_visitors b USING (project, visitor_id) ORDER BY {', '.join(CLUSTER_ORDER)}",
                 )
+            except BaseException:
+                self._event_ids = None  # it took in events that were not stored: rebuild it
+                raise
             finally:
                 self._con.unregister("_staged_events")
             return int(inserted[0][0])  # DuckDB answers an INSERT with the rows it inserted
+
+    def _event_digests(self, events: pa.Table) -> np.ndarray:
+        """`(n, 2)`: the digest of each event's (project, event_id), in the table's order."""
+        numbered = pa.table({"row": pa.array(np.arange(events.num_rows)), "project": events.column("project"),
+                             "event_id": events.column("event_id")})
+        self._con.register("_event_keys", numbered)
+        try:
+            found = self._con.sql(f"SELECT row, {_EVENT_DIGEST} FROM _event_keys").to_arrow_table()
+        finally:
+            self._con.unregister("_event_keys")
+        out = np.empty((events.num_rows, 2), dtype=np.uint64)
+        rows = found.column("row").to_numpy()
+        out[rows, 0] = found.column("hi").to_numpy()
+        out[rows, 1] = found.column("lo").to_numpy()
+        return out.view(np.int64)
+
+    def _stored_event_ids(self) -> DigestDirectory:
+        """The directory of the stored events' digests, rebuilt from the `events` table on first use."""
+        if self._event_ids is None:
+            stored = self._con.sql(f"SELECT {_EVENT_DIGEST} FROM events").to_arrow_table()
+            known = np.empty((stored.num_rows, 2), dtype=np.uint64)
+            known[:, 0] = stored.column("hi").to_numpy()
+            known[:, 1] = stored.column("lo").to_numpy()
+            self._event_ids = DigestDirectory(known.view(np.int64))
+        return self._event_ids
 
     def _number_stored_visitors(self) -> None:
         """Number the visitors of events stored before visitors were numbered (a store made by an
@@ -177,7 +241,7 @@ class DuckDBBackend:
             self._con.unregister("_batch_visitors")
             self._con.unregister("_new_visitors")
 
-    def _visitors(self) -> VisitorDirectory:
+    def _visitors(self) -> DigestDirectory:
         """The visitor directory, rebuilt from the `visitors` table on first use."""
         if self._directory is None:
             stored = self._con.sql("SELECT visitor_no, digest_hi, digest_lo FROM visitors").to_arrow_table()
@@ -185,7 +249,7 @@ class DuckDBBackend:
             numbers = stored.column("visitor_no").to_numpy()
             known[numbers, 0] = stored.column("digest_hi").to_numpy()
             known[numbers, 1] = stored.column("digest_lo").to_numpy()
-            self._directory = VisitorDirectory(known)
+            self._directory = DigestDirectory(known)
         return self._directory
 
     def insert_rejected(self, rows: Sequence[Mapping[str, Any]]) -> None:

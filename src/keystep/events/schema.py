@@ -160,7 +160,8 @@ class Table:
 
 
 TABLES: tuple[Table, ...] = (
-    Table("events", EVENT_COLUMNS + STORED_EVENT_COLUMNS, ("project", "event_id")),
+    # unique on (project, event_id) too, kept so by the writer (`keystep.backends.duckdb`), not by an index
+    Table("events", EVENT_COLUMNS + STORED_EVENT_COLUMNS),
     Table("visitors", VISITOR_COLUMNS),
     Table("rejected_events", REJECTED_COLUMNS),
     Table("projects", PROJECT_COLUMNS, ("project",)),

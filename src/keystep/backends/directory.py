@@ -1,19 +1,21 @@
-"""The writer's visitor directory: a dense number for every (project, visitor_id) the store has written.
+"""The writer's directories: a dense number for every distinct 128-bit digest the store has written.
 
-Per-visitor work groups a range's events by visitor. Grouping millions of visitor ids in a hash table at
-query time costs more than the rest of an ordered funnel (see docs/performance.md); with a number 0, 1,
-2, ... stored on every event, the query groups by counting instead (an array indexed by the number,
-`keystep.analysis.funnel_paths.group_by_key`).
+Two use it. **Visitors:** per-visitor work groups a range's events by visitor. Grouping millions of
+visitor ids in a hash table at query time costs more than the rest of an ordered funnel (see
+docs/performance.md); with a number 0, 1, 2, ... stored on every event, the query groups by counting
+instead (an array indexed by the number, `keystep.analysis.funnel_paths.group_by_key`). The writer
+numbers each batch's new visitors as it stores them, in (project, visitor_id) order, so that a batch
+written in `visitor_no` order is also in visitor order; a visitor is known by the BLAKE2b digest of its
+project and id (`digests`), kept with its number in the `visitors` table. **Event ids:** the writer
+stores an event only if the digest of its (project, event_id) is new (`keystep.backends.duckdb`), which
+costs the same at any size of the store, where a unique index on the two strings costs more with every
+event stored.
 
-The writer numbers each batch's new visitors as it stores them, in (project, visitor_id) order, so that
-a batch written in `visitor_no` order is also in visitor order. A visitor is known by the 128-bit
-BLAKE2b digest of its project and id: two visitors could only share a number if their digests collided
-(odds of about 1e-21 among a billion visitors; ClickHouse's `uniqExact` and its grouping by long keys
-make the same bargain). In memory (`VisitorDirectory`): the digests by number, and an open-addressing
-table of numbers (linear probing on the digest's first half, at most half full): 24 to 40 bytes per
-visitor.
-The store keeps each visitor's number and digest in the `visitors` table, from which the directory is
-rebuilt when a writer opens the store.
+Two keys could only be taken for one if their digests collided (odds of about 1e-21 among a billion
+keys; ClickHouse's `uniqExact` and its grouping by long keys make the same bargain). In memory
+(`DigestDirectory`): the digests by number, and an open-addressing table of numbers (linear probing on
+the digest's first half, at most half full): 24 to 40 bytes per key. The directories are rebuilt from
+the store when a writer first writes to it.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ def digests(projects: Sequence[str], visitor_ids: Sequence[str]) -> NDArray[np.i
     return np.frombuffer(bytes(out), dtype="<i8").reshape(-1, 2).astype(np.int64)
 
 
-class VisitorDirectory:
-    """Numbers for visitor digests: `number` gives each digest its number, a new one (the next free) to
+class DigestDirectory:
+    """Numbers for digests: `number` gives each digest its number, a new one (the next free) to
     each digest it has not seen. Not thread-safe: the store's one writer owns it."""
 
     def __init__(self, known: NDArray[np.int64]) -> None:
-        """`known`: `(n, 2)`, the digests of visitors 0..n-1, in number order (kept, not copied)."""
+        """`known`: `(n, 2)`, the distinct digests numbered 0..n-1, in number order (kept, not copied)."""
         self._size = len(known)
         self._digests = np.ascontiguousarray(known, dtype=np.int64)
         self._slots = _empty_slots(self._size)
@@ -50,11 +52,12 @@ class VisitorDirectory:
         return self._size
 
     def number(self, batch: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-        """The number of each digest of `batch` (`(m, 2)`, distinct digests), and which were new: those
-        are numbered len(self), len(self)+1, ... in the batch's order."""
+        """The number of each digest of `batch` (`(m, 2)`), and which were new: those are numbered
+        len(self), len(self)+1, ... in the batch's order (a digest repeated in the batch is new only the
+        first time)."""
         needed = self._size + len(batch)
         if needed >= 2**31 - 1:
-            raise OverflowError("a store numbers at most 2^31 - 2 visitors")
+            raise OverflowError("a directory numbers at most 2^31 - 2 keys")
         if needed > len(self._digests):
             grown = np.empty((needed + needed // 2, 2), dtype=np.int64)
             grown[: self._size] = self._digests[: self._size]
@@ -68,9 +71,9 @@ class VisitorDirectory:
         return numbers, new
 
 
-def _empty_slots(visitors: int) -> NDArray[np.int32]:
-    """A table at most half full with `visitors` (a power of two, at least 64)."""
-    return np.zeros(max(64, 1 << (2 * max(visitors, 1) - 1).bit_length()), dtype=np.int32)
+def _empty_slots(keys: int) -> NDArray[np.int32]:
+    """A table at most half full with `keys` (a power of two, at least 64)."""
+    return np.zeros(max(64, 1 << (2 * max(keys, 1) - 1).bit_length()), dtype=np.int32)
 
 
 @njit(cache=True, nogil=True)
