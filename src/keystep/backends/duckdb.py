@@ -35,9 +35,10 @@ DEFAULT_DB = Path("keystep.duckdb")
 # The order in which `insert_events` writes the rows of one batch (see there).
 CLUSTER_ORDER: tuple[str, ...] = ("visitor_no", "ts", "event_id")
 # What makes an event the same event (`insert_events`): the MD5 of its project and id, as two 64-bit halves
-# (a project never holds a NUL, so the pair reads back one way)
-_EVENT_KEY = "project || chr(0) || event_id"
-_EVENT_DIGEST = f"md5_number_upper({_EVENT_KEY}) AS hi, md5_number_lower({_EVENT_KEY}) AS lo"
+# (a project never holds a NUL, so the pair reads back one way; one `md5_number` costs a fifth of
+# `md5_number_upper` and `md5_number_lower` together)
+_EVENT_DIGEST = ("(d >> 64)::UBIGINT AS hi, (d & 18446744073709551615::UHUGEINT)::UBIGINT AS lo"
+                 " FROM (SELECT *, md5_number(project || chr(0) || event_id) AS d FROM {table})")
 
 
 def _column_ddl(column: Column) -> str:
@@ -186,7 +187,7 @@ class DuckDBBackend:
                              "event_id": events.column("event_id")})
         self._con.register("_event_keys", numbered)
         try:
-            found = self._con.sql(f"SELECT row, {_EVENT_DIGEST} FROM _event_keys").to_arrow_table()
+            found = self._con.sql(f"SELECT row, {_EVENT_DIGEST.format(table='_event_keys')}").to_arrow_table()
         finally:
             self._con.unregister("_event_keys")
         out = np.empty((events.num_rows, 2), dtype=np.uint64)
@@ -198,7 +199,7 @@ class DuckDBBackend:
     def _stored_event_ids(self) -> DigestDirectory:
         """The directory of the stored events' digests, rebuilt from the `events` table on first use."""
         if self._event_ids is None:
-            stored = self._con.sql(f"SELECT {_EVENT_DIGEST} FROM events").to_arrow_table()
+            stored = self._con.sql(f"SELECT {_EVENT_DIGEST.format(table='events')}").to_arrow_table()
             known = np.empty((stored.num_rows, 2), dtype=np.uint64)
             known[:, 0] = stored.column("hi").to_numpy()
             known[:, 1] = stored.column("lo").to_numpy()
