@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,13 +23,11 @@ sent = st.tuples(st.sampled_from(["p", "q"]), st.sampled_from(["a", "b", "c", "d
 batches = st.lists(st.tuples(st.lists(sent, max_size=12), st.booleans()), max_size=6)
 
 
-def _table(events: list[tuple[str, str, int]], marks: list[int]) -> Any:
+def _table(events: list[tuple[str, str, int]], marks: list[int]) -> pa.Table:
     """One batch; each event's `visitor_id` is its mark, to tell which of a repeated id was kept."""
     tables = [event_table([{"event": "x", "visitor_id": f"m{mark}", "t": 0, "event_id": event_id,
                             "received_at": EPOCH + timedelta(seconds=seconds)}], project=project)
               for (project, event_id, seconds), mark in zip(events, marks, strict=True)]
-    import pyarrow as pa
-
     return pa.concat_tables(tables) if tables else event_table([])
 
 

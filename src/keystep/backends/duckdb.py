@@ -187,24 +187,20 @@ class DuckDBBackend:
                              "event_id": events.column("event_id")})
         self._con.register("_event_keys", numbered)
         try:
-            found = self._con.sql(f"SELECT row, {_EVENT_DIGEST.format(table='_event_keys')}").to_arrow_table()
+            return self._digests(f"{_EVENT_DIGEST.format(table='_event_keys')} ORDER BY row")
         finally:
             self._con.unregister("_event_keys")
-        out = np.empty((events.num_rows, 2), dtype=np.uint64)
-        rows = found.column("row").to_numpy()
-        out[rows, 0] = found.column("hi").to_numpy()
-        out[rows, 1] = found.column("lo").to_numpy()
-        return out.view(np.int64)
 
     def _stored_event_ids(self) -> DigestDirectory:
         """The directory of the stored events' digests, rebuilt from the `events` table on first use."""
         if self._event_ids is None:
-            stored = self._con.sql(f"SELECT {_EVENT_DIGEST.format(table='events')}").to_arrow_table()
-            known = np.empty((stored.num_rows, 2), dtype=np.uint64)
-            known[:, 0] = stored.column("hi").to_numpy()
-            known[:, 1] = stored.column("lo").to_numpy()
-            self._event_ids = DigestDirectory(known.view(np.int64))
+            self._event_ids = DigestDirectory(self._digests(_EVENT_DIGEST.format(table="events")))
         return self._event_ids
+
+    def _digests(self, select: str) -> np.ndarray:
+        """`(n, 2)` signed 64-bit halves of the digests `SELECT {select}` gives (columns `hi` and `lo`)."""
+        found = self._con.sql(f"SELECT {select}").to_arrow_table()
+        return np.column_stack([found.column("hi").to_numpy(), found.column("lo").to_numpy()]).view(np.int64)
 
     def _number_stored_visitors(self) -> None:
         """Number the visitors of events stored before visitors were numbered (a store made by an
