@@ -1,7 +1,7 @@
 """Benchmark: sustained ingest through `keystep serve`, against the raw-insert ceiling of the same store.
 
-    .venv/bin/python bench/ingest.py                   # 60 s of saturation, then 30 s at 1,000 events/s
-    .venv/bin/python bench/ingest.py --seconds 20 --batch 100 --concurrency 64
+    .venv/bin/python bench/ingest.py                   # 3 pairs: 40 s of saturation, then the ceiling
+    .venv/bin/python bench/ingest.py --pairs 1 --seconds 20 --steady-seconds 3 --concurrency 64
     .venv/bin/python bench/ingest.py --workers 0       # the single-process server (default: 2 workers)
     .venv/bin/python bench/ingest.py --handle          # the pipeline alone: `ingest.handle` in this process
 
@@ -19,19 +19,27 @@ benchmark did (about 35 µs per event, a third of the machine at 10,000 events/s
   acknowledged ÷ the time from the first request until all of them were stored (a server that
   acknowledges faster than it stores only fills its spool, so this is the rate it can keep up; the
   spool's backlog at the end is bounded by flow control, so a short run counts it against the rate
-  more: 60 s by default);
+  more: 40 s by default);
 - the CPU each side used until then (the server with its worker processes, and the load generator), in
   cores and in microseconds per event: the machine's cores are shared by both;
-- p50/p99 latency under a steady 1,000 events/s (open loop: 10-event requests every 10 ms for 30 s),
-  begun once the store has caught up; and, as its reference, measured just after for as long, the best
-  any server that acknowledges only after `fdatasync` could do on this disk: the same arrivals, each
-  10 KB only written in place and synced with group commit (`disk_syncs`);
+- in the last pair's server run, p50/p99 latency under a steady 1,000 events/s (open loop: 10-event
+  requests every 10 ms for 30 s), begun once the store has caught up; and, as its reference, measured
+  just after for as long, the best any server that acknowledges only after `fdatasync` could do on this
+  disk: the same arrivals, each 10 KB only written in place and synced with group commit (`disk_syncs`);
 - the ceiling: the same events, as the server stored them (with the columns the pipeline derives: path,
   UTM tags, channel, device, browser, OS), inserted straight into a fresh DuckDB store through the
   backend in large batches (Arrow tables made from dicts; no HTTP, no parsing, no fsync per request), in
-  this process — and the ratio of the sustained rate to it; beside it, for comparison with earlier
-  figures, the ceiling of the events as sent (only the client's fields filled in);
+  this process, with the cores and CPU per event it took — and the ratio of the sustained rate to it,
+  with the CPU per event within which the server would reach half the ceiling on the cores the load
+  generator leaves it; in the last pair, for comparison with earlier figures, also the ceiling of the
+  events as sent (only the client's fields filled in);
 - after the server stops: the events stored, which must equal the events acknowledged.
+
+This machine's speed drifts by a quarter and more over minutes (the same code took 28 µs of server CPU
+per event in one run and 44 in another), so one ceiling measured minutes after the server ran made the
+ratio as much a measure of the drift as of the server: the benchmark runs `--pairs` (3) of a server
+run on a new store and the ceiling of its events right after it, and prints each pair's ratio and the
+median.
 
 `--handle` runs no server: the same request bodies (half native, half Segment) through
 `keystep.collector.ingest.handle` in this process, several rounds, and prints its CPU per event (best
@@ -47,6 +55,7 @@ import asyncio
 import base64
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -318,24 +327,27 @@ def client_main(args: argparse.Namespace) -> None:
                                    httpx_client=args.httpx))
     saturated["catch_up_s"] = _caught_up(args.url)  # the steady phase starts on a server that has caught up
     saturated["server_cpu_s"] = _cpu_since(before, args.server_pid)
-    steady = asyncio.run(_drive(args.url, args.key, seconds=args.steady_seconds, batch=10, concurrency=32,
-                                rate=1000.0, httpx_client=args.httpx))
+    steady = None
+    if args.steady_seconds:
+        steady = asyncio.run(_drive(args.url, args.key, seconds=args.steady_seconds, batch=10, concurrency=32,
+                                    rate=1000.0, httpx_client=args.httpx))
     print(json.dumps({"saturated": saturated, "steady": steady}))
 
 
-def ceiling(rows: list[dict[str, Any]], batch: int, folder: Path) -> float:
+def ceiling(rows: list[dict[str, Any]], batch: int, folder: Path) -> tuple[float, float]:
     """Events per second inserting `rows` (canonical events as dicts) straight into a fresh DuckDB store,
-    `batch` at a time: each batch made an Arrow table and inserted through the backend."""
+    `batch` at a time (each batch made an Arrow table and inserted through the backend), and the CPU this
+    process spent per event on it, in µs (DuckDB's threads included)."""
     import pyarrow as pa
 
     from keystep.backends.duckdb import DuckDBBackend, event_arrow_schema
 
     folder.mkdir()
     with DuckDBBackend(folder / "ceiling.duckdb") as store:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(rows), batch):
             store.insert_events(pa.Table.from_pylist(rows[i:i + batch], schema=event_arrow_schema()))
-        return len(rows) / (time.perf_counter() - started)
+        return len(rows) / (time.perf_counter() - started), (time.process_time() - cpu) / len(rows) * 1e6
 
 
 def disk_syncs(folder: Path, seconds: float, rate: float = 100.0, size: int = 10_000) -> dict[str, float]:
@@ -405,7 +417,6 @@ def handle_main(rounds: int, requests: int, batch: int) -> None:
     """CPU per event of `ingest.handle` in this process, on the benchmark's request bodies."""
     import gc
     import pickle
-    import statistics
 
     from keystep.collector.ingest import Received, default_steps, handle, warm_up
     from keystep.collector.pipeline import Context, run_pipeline
@@ -470,7 +481,8 @@ def handle_main(rounds: int, requests: int, batch: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=40, help="saturation of each pair's server run")
+    parser.add_argument("--pairs", type=int, default=3, help="server runs, each followed by its ceiling")
     parser.add_argument("--steady-seconds", type=float, default=30)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -494,16 +506,33 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(HERE.parent / "tests"))
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    mode = f"--workers {args.workers}" if args.workers else "one process"
+    print(f"saturated ({mode}; {args.concurrency} connections, {args.batch}-event requests, native and Segment), "
+          f"{args.pairs} {'pair' if args.pairs == 1 else 'pairs'} of a server run on a new store and the ceiling "
+          "of its events:")
+    ratios = [_pair(args, i, last=i == args.pairs - 1) for i in range(args.pairs)]
+    if len(ratios) > 1:
+        print(f"ratio keystep serve (sustained into the store) / ceiling, by pair: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}")
+    if load_before is not None:  # the machine's cores are shared: how busy it was, before and after
+        print(f"load average (1 min): {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
+
+
+def _pair(args: argparse.Namespace, number: int, *, last: bool) -> float:
+    """One server run on a new store (the steady phase only in the last), then the ceiling of the events it
+    stored, measured right after it: the machine's speed drifts over minutes, so each ratio compares two
+    measurements close in time. Prints both; returns the ratio."""
     from collector.server import Server, make_site, stored
 
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    steady_seconds = args.steady_seconds if last else 0
     with tempfile.TemporaryDirectory() as tmp:
         site = make_site(Path(tmp))
         server = Server(site, *(("--workers", str(args.workers)) if args.workers else ()))
         try:
             out = subprocess.run(
                 [sys.executable, __file__, "--client", "--url", server.url, "--key", site.write_key,
-                 "--seconds", str(args.seconds), "--steady-seconds", str(args.steady_seconds),
+                 "--seconds", str(args.seconds), "--steady-seconds", str(steady_seconds),
                  "--batch", str(args.batch), "--concurrency", str(args.concurrency),
                  "--server-pid", str(server.process.pid), *(["--httpx"] if args.httpx else [])],
                 check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""},
@@ -511,46 +540,49 @@ def main() -> None:
         finally:
             server.stop()
         result = json.loads(out.stdout)
-        disk = disk_syncs(Path(tmp), args.steady_seconds)
+        disk = disk_syncs(Path(tmp), steady_seconds) if steady_seconds else None
         total = stored(site, "SELECT count(*) AS n FROM events")[0]["n"]
         n = min(total, max(100_000, result["saturated"]["acknowledged"] // 2))
-        as_stored, as_sent = stored_rows(site.db, n), sent_rows(n)
-        rates: dict[str, list[float]] = {"sent": [], "stored": []}
+        kinds = {"stored": stored_rows(site.db, n), **({"sent": sent_rows(n)} if last else {})}
+        rates: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
         for i in range(2):  # each twice, alternating, the best kept: a process's first inserts run slower
-            for name, rows in (("sent", as_sent), ("stored", as_stored)):
+            for name, rows in kinds.items():
                 rates[name].append(ceiling(rows, CEILING_BATCH, Path(tmp) / f"{name}-{i}"))
-        raw, raw_sent = max(rates["stored"]), max(rates["sent"])
-    s, r = result["saturated"], result["steady"]
-    acknowledged = s["acknowledged"] + r["acknowledged"]
-    mode = f"--workers {args.workers}" if args.workers else "one process"
+        raw, raw_cpu = max(rates["stored"])
+    s, r = result["saturated"], result.get("steady")
+    acknowledged = s["acknowledged"] + (r["acknowledged"] if r else 0)
     stored_s = s["seconds"] + s["catch_up_s"]  # from the first request until the last acknowledged is stored
     rate = s["acknowledged"] / stored_s
-    print(f"saturated ({mode}; {args.concurrency} connections, {args.batch}-event requests, native and Segment):")
-    print(f"  {s['events_per_s']:,.0f} events/s acknowledged over {s['seconds']:.0f} s; "
+    print(f"pair {number + 1}: {s['events_per_s']:,.0f} events/s acknowledged over {s['seconds']:.0f} s; "
           f"request p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms")
     print(f"  all stored {s['catch_up_s']:.1f} s after the last request: {rate:,.0f} events/s sustained into the store")
-    if s["acknowledged"]:
-        per_event = 1e6 / s["acknowledged"]
-        server = sum(s["server_cpu_s"].values())
-        parts = ", ".join(f"{part} {cpu * per_event:.1f}" for part, cpu in s["server_cpu_s"].items())
-        print(f"  CPU until stored: server {server / stored_s:.2f} cores ({server * per_event:.0f} µs/event: "
-              f"{parts}), load generator {s['client_cpu_s'] / s['seconds']:.2f} cores "
-              f"({s['client_cpu_s'] * per_event:.0f} µs/event)")
-    print(f"steady 1,000 events/s (10-event requests, {r['requests']:,} over {r['seconds']:.0f} s, once the store"
-          f" had caught up): p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
-    print(f"  its reference, measured after it: the same requests only written and fdatasynced on this disk, with"
-          f" group commit: p50 {disk['p50_ms']:.1f} ms, p99 {disk['p99_ms']:.1f} ms, longest {disk['max_ms']:.0f} ms"
-          f" (the longest sync {disk['longest_sync_ms']:.0f} ms)")
-    print(f"ceiling (DuckDB insert of {n:,} of the events as stored, {CEILING_BATCH:,} per insert, best of 2): "
-          f"{raw:,.0f} events/s")
-    print(f"ratio keystep serve (sustained into the store) / ceiling: {rate / raw:.2f}")
-    print(f"  (the same events as sent, without the pipeline's columns: {raw_sent:,.0f} events/s, "
-          f"ratio {rate / raw_sent:.2f})")
-    print(f"stored {total:,} of {acknowledged:,} acknowledged events")
-    if load_before is not None:  # the machine's cores are shared: how busy it was, before and after
-        print(f"load average (1 min): {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
+    per_event = 1e6 / s["acknowledged"]
+    server_cpu = sum(s["server_cpu_s"].values())
+    parts = ", ".join(f"{part} {cpu * per_event:.1f}" for part, cpu in s["server_cpu_s"].items())
+    print(f"  CPU until stored: server {server_cpu / stored_s:.2f} cores ({server_cpu * per_event:.0f} µs/event: "
+          f"{parts}), load generator {s['client_cpu_s'] / s['seconds']:.2f} cores "
+          f"({s['client_cpu_s'] * per_event:.0f} µs/event)")
+    if r and disk:
+        print(f"  steady 1,000 events/s (10-event requests, {r['requests']:,} over {r['seconds']:.0f} s, once the "
+              f"store had caught up): p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+        print(f"    its reference, measured after it: the same requests only written and fdatasynced on this disk, "
+              f"with group commit: p50 {disk['p50_ms']:.1f} ms, p99 {disk['p99_ms']:.1f} ms, longest "
+              f"{disk['max_ms']:.0f} ms (the longest sync {disk['longest_sync_ms']:.0f} ms)")
+    print(f"  ceiling (DuckDB insert of {n:,} of the events as stored, {CEILING_BATCH:,} per insert, best of 2): "
+          f"{raw:,.0f} events/s, {raw * raw_cpu / 1e6:.2f} cores ({raw_cpu:.1f} µs of CPU per event)")
+    print(f"  ratio keystep serve (sustained into the store) / ceiling: {rate / raw:.2f}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    left = cores - s["client_cpu_s"] / s["seconds"]  # what half the ceiling asks of the server on these cores
+    print(f"    half the ceiling on the {left:.2f} cores left by the load generator: the server within "
+          f"{left / (raw / 2) * 1e6:.0f} µs of CPU per event, all its cores busy")
+    if "sent" in rates:
+        raw_sent = max(rates["sent"])[0]
+        print(f"    (the same events as sent, without the pipeline's columns: {raw_sent:,.0f} events/s, "
+              f"ratio {rate / raw_sent:.2f})")
+    print(f"  stored {total:,} of {acknowledged:,} acknowledged events")
     if total != acknowledged:
         raise SystemExit("stored events differ from acknowledged ones")
+    return float(rate / raw)
 
 
 if __name__ == "__main__":
